@@ -1,0 +1,1 @@
+"""What every job shares: the Spark session, lake table locations, run records."""

@@ -1,0 +1,68 @@
+"""The lake: a root URI under which every Delta table of a pipeline lives (``LAKE/<table>``).
+
+Tables are addressed by path, so the same code works on a laptop folder, ``s3://``, ``abfss://`` or
+``dbfs:/`` without a metastore. Each job run gets a run id and a row in ``LAKE/_runs`` with its
+resolved config, arguments and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from lakesift import __version__
+from lakesift.io import is_local, local_path
+
+DEFAULT_LAKE = "./lake"
+
+
+def lake_root(lake: str) -> str:
+    """Normalise ``--lake``: local folders become absolute paths, URIs stay as given."""
+    return local_path(lake) if is_local(lake) and not lake.startswith("dbfs:") else lake.rstrip("/")
+
+
+def table_path(lake: str, table: str) -> str:
+    return f"{lake_root(lake)}/{table}"
+
+
+def table_exists(spark, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    try:
+        return DeltaTable.isDeltaTable(spark, path)
+    except Exception:
+        return False
+
+
+def new_run_id(job: str, fingerprint: str) -> str:
+    """``<job>-<UTC time>-<config hash>-<random>``: sortable, and says which config it ran."""
+    now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{job}-{now}-{fingerprint}-{uuid.uuid4().hex[:6]}"
+
+
+def record_run(spark, lake: str, run_id: str, job: str, config: dict, argv: list[str],
+               started_at: datetime, status: str, summary: dict) -> None:
+    """Append this run's provenance row to ``LAKE/_runs`` (resolved config as JSON)."""
+    import pyspark
+    from pyspark.sql import types as T
+
+    schema = T.StructType([
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("job", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("config_json", T.StringType(), False),
+        T.StructField("argv", T.ArrayType(T.StringType()), False),
+        T.StructField("summary_json", T.StringType(), False),
+        T.StructField("versions_json", T.StringType(), False),
+    ])
+    versions = {"lakesift": __version__, "python": sys.version.split()[0], "pyspark": pyspark.__version__,
+                "host": os.uname().nodename}
+    row = (run_id, job, status, started_at, datetime.now(UTC), json.dumps(config, sort_keys=True),
+           list(argv), json.dumps(summary, sort_keys=True, default=str), json.dumps(versions, sort_keys=True))
+    (spark.createDataFrame([row], schema).write.format("delta").mode("append")
+     .save(table_path(lake, "_runs")))

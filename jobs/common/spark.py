@@ -1,0 +1,96 @@
+"""The one place that builds a Spark session.
+
+* Under ``spark-submit``, on Databricks or on EMR a session (or its JVM) already exists: we use it
+  and only check that Delta Lake is available.
+* Run as plain ``python jobs/x.py`` (or from tests), we start an embedded ``local[*]`` Spark with the
+  Delta extension and catalog. The Delta JARs come from Maven Central through Spark's Ivy resolver
+  (``spark.jars.packages``), cached in ``~/.ivy2.5.2`` after the first run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lakesift.log import get_logger
+
+log = get_logger("spark")
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+# Defaults for the embedded session; each can be overridden with LAKESIFT_SPARK_<KEY> env vars or
+# the `extra` argument. Shuffle partitions: Spark's 200 default makes every small local shuffle
+# pay 200 task launches; 2 x cores is plenty on one machine.
+LOCAL_DEFAULTS = {
+    "spark.sql.shuffle.partitions": str(2 * (os.cpu_count() or 2)),
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "4",
+    "spark.ui.showConsoleProgress": "true",
+    "spark.driver.memory": os.environ.get("LAKESIFT_DRIVER_MEMORY", "4g"),
+    # Python workers stay alive between tasks, so models (lid.176, fastText quality) load once.
+    "spark.python.worker.reuse": "true",
+}
+
+
+def delta_package() -> str:
+    """Maven coordinate of the Delta JAR matching the installed pyspark and delta-spark."""
+    from importlib.metadata import version
+
+    import pyspark
+
+    spark_mm = ".".join(pyspark.__version__.split(".")[:2])
+    return f"io.delta:delta-spark_{spark_mm}_2.13:{version('delta-spark')}"
+
+
+def _existing_session():
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # spark-submit (local or cluster), Databricks and EMR start the JVM before our code runs.
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return SparkSession.builder.getOrCreate()
+    return None
+
+
+def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
+    """Return the session to use, creating an embedded local one when none exists."""
+    from pyspark.sql import SparkSession
+
+    spark = _existing_session()
+    if spark is None:
+        # Python workers must run the interpreter (and venv) of the driver, not whatever
+        # `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        master = os.environ.get("LAKESIFT_SPARK_MASTER", "local[*]")
+        builder = SparkSession.builder.appName(app_name).master(master)
+        conf = dict(LOCAL_DEFAULTS)
+        conf.update(extra or {})
+        conf["spark.sql.extensions"] = DELTA_EXTENSION
+        conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+        conf["spark.jars.packages"] = delta_package()
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        log.info("starting embedded Spark master=%s delta=%s", master, conf["spark.jars.packages"])
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
+    _check_delta(spark)
+    return spark
+
+
+def _check_delta(spark) -> None:
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return  # Delta is built into the Databricks runtime
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    if DELTA_EXTENSION not in extensions:
+        raise RuntimeError(
+            "Delta Lake is not enabled in this Spark session. Run `make setup` (which writes the local "
+            "spark-defaults.conf), or pass to spark-submit:\n"
+            f"  --packages {delta_package()} --conf spark.sql.extensions={DELTA_EXTENSION} "
+            f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+        )

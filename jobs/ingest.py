@@ -1,0 +1,288 @@
+"""Ingest WARC / WET files into the Delta table ``documents`` (and ``ingest_log``).
+
+    spark-submit jobs/ingest.py --input PATH_OR_GLOB_OR_LISTING... --lake LAKE \\
+        [--source NAME] [--extractor resiliparse|trafilatura] [--config conf/ingest.yaml]
+
+(``python jobs/ingest.py ...`` does the same with an embedded local Spark.)
+
+How it runs: the driver lists the input files; Spark runs one task per file (``spark.range(n, n)``
+gives exactly one row per partition, so a 90,000-line Common Crawl listing becomes 90,000 tasks, not
+one). Each task streams its file through FastWARC inside ``mapInPandas``, decodes and extracts each
+HTML page and identifies its language, all in the Python worker: raw HTML never crosses into the
+JVM, only extracted text does, in batches of ``batch_size`` documents. The task also emits one
+report row for its file; both kinds of rows are written from one cached computation.
+
+Incremental and idempotent: files whose latest ``ingest_log`` status is terminal are skipped, so a
+re-run on the same inputs writes nothing, and new files are processed alone. Before writing, rows
+of the pending files left in ``documents`` by a run killed between its two commits are deleted, so a
+killed run started again ends with exactly the rows of a clean run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # `spark-submit jobs/ingest.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lakesift.config import ConfigError, config_fingerprint, load_model
+from lakesift.io import InputError, expand_inputs
+from lakesift.log import get_logger, kv
+from udfs.ingest import IngestConfig
+
+log = get_logger("ingest")
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "ingest.yaml"
+DOCUMENTS = "documents"
+INGEST_LOG = "ingest_log"
+TERMINAL = ("done", "partial", "failed")
+DELETE_CHUNK = 1000  # paths per DELETE predicate (keeps Delta's data skipping effective)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="jobs/ingest.py",
+        description="Read WARC/WET files into the Delta table `documents`: extract main text from HTML "
+        "(resiliparse or trafilatura), identify language, and log every input file in `ingest_log`.",
+        epilog="Example: python jobs/ingest.py --input sample/warc --lake ./lake --source sample",
+    )
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="files, folders (searched recursively for *.warc[.gz|.lz4], *.wet[.gz]), globs, "
+                   "or Common Crawl *.paths[.gz] listings; local paths or s3:// gs:// abfss:// dbfs:/ https:// URIs")
+    p.add_argument("--lake", default="./lake", help="root URI under which all tables live (default ./lake)")
+    p.add_argument("--source", default="web", help="name stored in the `source` column (default web)")
+    p.add_argument("--extractor", choices=["resiliparse", "trafilatura"],
+                   help="HTML main-text extractor (default from the config: resiliparse)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None,
+                   help="ingest config YAML (default conf/ingest.yaml)")
+    p.add_argument("--listing-prefix", help="prefix for relative lines of *.paths listings "
+                   "(default from the config: s3://commoncrawl/; e.g. https://data.commoncrawl.org/)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="process again files whose last status is failed or partial")
+    p.add_argument("--dry-run", action="store_true", help="list what would be processed, write nothing")
+    return p.parse_args(argv)
+
+
+def _schemas():
+    from pyspark.sql import types as T
+
+    docs = T.StructType([
+        T.StructField("doc_id", T.StringType(), False),
+        T.StructField("url", T.StringType(), True),
+        T.StructField("url_host", T.StringType(), True),
+        T.StructField("crawl_date", T.TimestampType(), True),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("warc_path", T.StringType(), False),
+        T.StructField("warc_record_id", T.StringType(), True),
+        T.StructField("warc_record_index", T.LongType(), False),
+        T.StructField("charset", T.StringType(), True),
+        T.StructField("text", T.StringType(), False),
+        T.StructField("language", T.StringType(), False),
+        T.StructField("language_score", T.DoubleType(), False),
+        T.StructField("extractor", T.StringType(), False),
+        T.StructField("ingest_run_id", T.StringType(), False),
+    ])
+    files = T.StructType([
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("warc_path", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("records_read", T.LongType(), False),
+        T.StructField("documents_written", T.LongType(), False),
+        T.StructField("skipped", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("error", T.StringType(), True),
+        T.StructField("extractor", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), True),
+        T.StructField("finished_at", T.TimestampType(), True),
+        T.StructField("seconds", T.DoubleType(), False),
+    ])
+    # One output of the task carries both kinds of rows; `_kind` tells them apart.
+    names = {f.name for f in docs.fields}
+    fields = [T.StructField("_kind", T.StringType(), False)]
+    fields += [T.StructField(f.name, f.dataType, True) for f in docs.fields]
+    fields += [T.StructField(f.name, f.dataType, True) for f in files.fields if f.name not in names]
+    return docs, files, T.StructType(fields)
+
+
+def make_task(files: list[str], cfg_json: str, source: str, run_id: str, columns: list[str]):
+    """The ``mapInPandas`` function: rows of ``spark.range`` are indexes into ``files``."""
+
+    def task(batches):
+        import pandas as pd
+
+        from udfs.ingest import DocumentBuilder, FileReport, IngestConfig, iter_documents
+
+        cfg = IngestConfig.model_validate_json(cfg_json)
+        builder = DocumentBuilder(cfg)
+
+        def frame(rows: list[dict]) -> pd.DataFrame:
+            df = pd.DataFrame.from_records(rows)
+            for col in columns:  # columns of the other kind of row: all null, as objects (not NaN)
+                if col not in df:
+                    df[col] = pd.Series([None] * len(df), dtype=object, index=df.index)
+            for col in ("crawl_date", "started_at", "finished_at"):
+                df[col] = pd.to_datetime(df[col], utc=True)
+            return df[columns]
+
+        for pdf in batches:
+            for index in pdf["id"].tolist():
+                uri = files[int(index)]
+                report = FileReport(uri)
+                rows: list[dict] = []
+                for doc in iter_documents(uri, cfg, report, source, builder):
+                    doc["_kind"] = "doc"
+                    doc["ingest_run_id"] = run_id
+                    rows.append(doc)
+                    if len(rows) >= cfg.batch_size:
+                        yield frame(rows)
+                        rows = []
+                if rows:
+                    yield frame(rows)
+                yield frame([{
+                    "_kind": "file", "run_id": run_id, "warc_path": uri, "source": source,
+                    "status": report.status, "records_read": report.records_read,
+                    "documents_written": report.documents, "skipped": dict(report.skipped),
+                    "error": report.error, "extractor": cfg.extractor, "started_at": report.started_at,
+                    "finished_at": report.finished_at, "seconds": report.seconds,
+                }])
+
+    return task
+
+
+def plan(spark, log_path: str, files: list[str], retry_failed: bool) -> tuple[list[str], dict[str, str]]:
+    """Split ``files`` into pending ones and those already finished (path -> latest status)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from jobs.common.lake import table_exists
+
+    if not table_exists(spark, log_path):
+        return files, {}
+    latest = (spark.read.format("delta").load(log_path)
+              .withColumn("_rn", F.row_number().over(
+                  Window.partitionBy("warc_path").orderBy(F.col("finished_at").desc_nulls_last(),
+                                                          F.col("run_id").desc())))
+              .filter("_rn = 1")
+              .select("warc_path", "status"))
+    wanted = ["done"] if retry_failed else list(TERMINAL)
+    # Only the statuses of the requested files come back to the driver: one short row per file.
+    requested = spark.createDataFrame([(f,) for f in files], "warc_path string")
+    finished = {r.warc_path: r.status for r in
+                latest.join(requested, "warc_path").filter(F.col("status").isin(wanted)).collect()}
+    return [f for f in files if f not in finished], finished
+
+
+def delete_stale(spark, docs_path: str, pending: list[str]) -> None:
+    """Remove rows of ``pending`` files left by a run that died between its two commits."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from jobs.common.lake import table_exists
+
+    if not table_exists(spark, docs_path):
+        return
+    table = DeltaTable.forPath(spark, docs_path)
+    for i in range(0, len(pending), DELETE_CHUNK):
+        table.delete(F.col("warc_path").isin(pending[i:i + DELETE_CHUNK]))
+
+
+def summarize(spark, log_path: str, docs_path: str, run_id: str) -> dict:
+    """Aggregate this run's file reports and documents (in Spark; only the totals come back)."""
+    from pyspark.sql import functions as F
+
+    logs = spark.read.format("delta").load(log_path).filter(F.col("run_id") == run_id)
+    totals = logs.agg(
+        F.count("*").alias("files"),
+        F.sum(F.when(F.col("status") == "done", 1).otherwise(0)).alias("files_done"),
+        F.sum(F.when(F.col("status") == "partial", 1).otherwise(0)).alias("files_partial"),
+        F.sum(F.when(F.col("status") == "failed", 1).otherwise(0)).alias("files_failed"),
+        F.sum("records_read").alias("records"),
+        F.sum("documents_written").alias("documents"),
+    ).first().asDict()
+    skipped = {r.reason: r.n for r in logs.select(F.explode("skipped").alias("reason", "n"))
+               .groupBy("reason").agg(F.sum("n").alias("n")).orderBy(F.desc("n")).collect()}
+    problems = [(r.warc_path, r.status, r.error) for r in
+                logs.filter(F.col("status") != "done").orderBy("warc_path").limit(20).collect()]
+    docs = spark.read.format("delta").load(docs_path).filter(F.col("ingest_run_id") == run_id)
+    languages = {r.language: r["count"] for r in
+                 docs.groupBy("language").count().orderBy(F.desc("count"), "language").limit(10).collect()}
+    return {**{k: int(v or 0) for k, v in totals.items()}, "skipped": skipped,
+            "languages_top10": languages, "problem_files": problems}
+
+
+def print_summary(summary: dict, out=sys.stdout) -> None:
+    w = out.write
+    w("\n=== ingest summary ===\n")
+    w(f"files      {summary['files']} (done {summary['files_done']}, partial {summary['files_partial']}, "
+      f"failed {summary['files_failed']}, already finished earlier {summary.get('files_skipped', 0)})\n")
+    w(f"records    {summary['records']}\n")
+    w(f"documents  {summary['documents']}\n")
+    if summary["skipped"]:
+        w("skipped    " + ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) + "\n")
+    if summary["languages_top10"]:
+        w("languages  " + ", ".join(f"{k} {v}" for k, v in summary["languages_top10"].items()) + "\n")
+    for path, status, error in summary["problem_files"]:
+        w(f"{status:8s}   {path}: {error}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    try:  # everything that can be wrong with the request fails here, before Spark starts
+        cfg = load_model(IngestConfig, args.config,
+                         {"extractor": args.extractor, "listing_prefix": args.listing_prefix})
+        files = expand_inputs(args.input, cfg.listing_prefix)
+    except (ConfigError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from jobs.common.lake import new_run_id, record_run, table_path
+    from jobs.common.spark import get_spark
+
+    spark = get_spark("lakesift-ingest")
+    run_id = new_run_id("ingest", config_fingerprint(cfg))
+    docs_path, log_path = table_path(args.lake, DOCUMENTS), table_path(args.lake, INGEST_LOG)
+    pending, finished = plan(spark, log_path, files, args.retry_failed)
+    log.info(kv(run_id=run_id, inputs=len(files), pending=len(pending), already_finished=len(finished),
+                extractor=cfg.extractor, lake=args.lake))
+    if args.dry_run:
+        for f in pending:
+            print(f)
+        return 0
+
+    if pending:
+        delete_stale(spark, docs_path, pending)
+        docs_schema, files_schema, combined = _schemas()
+        task = make_task(pending, cfg.model_dump_json(), args.source, run_id, combined.fieldNames())
+        out = (spark.range(0, len(pending), 1, numPartitions=len(pending))
+               .mapInPandas(task, combined)
+               .persist(StorageLevel.DISK_ONLY))
+        try:
+            (out.filter(F.col("_kind") == "doc").select(*docs_schema.fieldNames())
+             .write.format("delta").mode("append").save(docs_path))
+            (out.filter(F.col("_kind") == "file").select(*files_schema.fieldNames())
+             .write.format("delta").mode("append").save(log_path))
+        finally:
+            out.unpersist()
+        summary = summarize(spark, log_path, docs_path, run_id)
+    else:
+        summary = {"files": 0, "files_done": 0, "files_partial": 0, "files_failed": 0, "records": 0,
+                   "documents": 0, "skipped": {}, "languages_top10": {}, "problem_files": []}
+    summary["files_skipped"] = len(finished)
+    record_run(spark, args.lake, run_id, "ingest", cfg.model_dump(mode="json"), sys.argv if argv is None
+               else ["jobs/ingest.py", *argv], started, "succeeded", summary)
+    print_summary(summary)
+    log.info(kv(run_id=run_id, documents=summary["documents"], files=summary["files"],
+                failed=summary["files_failed"], partial=summary["files_partial"],
+                seconds=round((datetime.now(UTC) - started).total_seconds(), 1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
