@@ -28,7 +28,7 @@ from lakesift.config import StrictModel
 from lakesift.io import open_binary
 from udfs.charset import UndecodableError, decode_html, decode_plain
 from udfs.extract import ResiliparseOptions, TrafilaturaOptions, make_extractor
-from udfs.http import ContentEncodingError, decode_content, dechunk
+from udfs.http import ContentEncodingError, dechunk, decode_content
 from udfs.langid import identify
 
 # Skip reasons: the vocabulary of ``ingest_log.skipped``. Record types other than response and

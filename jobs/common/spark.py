@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from lakesift.log import get_logger
 
@@ -67,6 +68,11 @@ def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
         # `python3` is first on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        # Workers import `udfs`: put this checkout on their path even when it is not pip-installed.
+        root = str(Path(__file__).resolve().parents[2])
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if root not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([root, *filter(None, paths)])
         master = os.environ.get("LAKESIFT_SPARK_MASTER", "local[*]")
         builder = SparkSession.builder.appName(app_name).master(master)
         conf = dict(LOCAL_DEFAULTS)

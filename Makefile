@@ -1,0 +1,42 @@
+# Lakesift: one entry point for people and CI.
+#   make setup   venv (outside the clone, reused: torch is large) + deps + Delta JARs (cached)
+#   make demo    ingest the bundled sample into ./lake and print a summary
+#   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
+#   make bench   side-by-side benchmarks (prints medians and ratios)
+#   make lint    ruff
+
+VENV   ?= $(HOME)/.cache/lakesift/venv
+PY     := $(VENV)/bin/python
+LAKE   ?= ./lake
+SHARED ?= $(abspath ../shared)
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+export LAKESIFT_SHARED := $(SHARED)
+# Tiny models and fastText run best single-threaded on 2 shared cores.
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: setup demo test test-slow bench lint clean
+
+setup:
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) scripts/setup_spark.py
+
+demo: setup
+	$(PY) jobs/ingest.py --input sample/warc --lake $(LAKE) --source sample
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) bench/extraction_quality.py --shared $(SHARED)
+	$(PY) bench/ingest_speed.py --shared $(SHARED)
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(LAKE) bench/out .pytest_cache
