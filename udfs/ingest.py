@@ -1,4 +1,4 @@
-"""One WARC / WET file to documents, with every record accounted for.
+"""One WARC / WET / ARC file to documents, with every record accounted for.
 
 :func:`process_file` streams one file (never the whole file in memory), turns each HTML response or
 WET conversion record into a document, and counts every other record under a skip reason. The
@@ -26,6 +26,7 @@ from pydantic import Field
 
 from lakesift.config import StrictModel
 from lakesift.io import open_binary
+from udfs.arc import is_arc, iter_arc_records
 from udfs.charset import UndecodableError, decode_html, decode_plain
 from udfs.extract import ResiliparseOptions, TrafilaturaOptions, make_extractor
 from udfs.http import ContentEncodingError, dechunk, decode_content
@@ -234,7 +235,8 @@ def iter_documents(uri: str, cfg: IngestConfig, report: FileReport, source: str,
 
     try:
         with open_binary(uri) as stream:
-            for rec in ArchiveIterator(stream, parse_http=False):
+            records = iter_arc_records(stream, uri) if is_arc(stream) else ArchiveIterator(stream, parse_http=False)
+            for rec in records:
                 index = report.records_read
                 report.records_read += 1
                 rtype = rec.record_type
@@ -269,8 +271,6 @@ def iter_documents(uri: str, cfg: IngestConfig, report: FileReport, source: str,
                     yield from flush()
     except Exception as exc:  # corrupt / truncated / unreadable: record it and keep what we have
         report.error = f"{type(exc).__name__}: {exc} (after {report.records_read} records)"
-        if report.records_read == 0 and uri.lower().endswith((".arc", ".arc.gz")):
-            report.error += "; ARC (pre-WARC) files are not supported: convert them to WARC first"
         report.status = "partial" if report.records_read else "failed"
     if pending:
         yield from flush()

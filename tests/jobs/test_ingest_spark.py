@@ -38,8 +38,9 @@ def test_every_file_logged_and_every_record_accounted(spark, shared_lake, warc_d
     assert docs.count() == docs.select("doc_id").distinct().count() == sum(per_file.values())
     status = {p: r.status for p, r in rows.items()}
     assert status[str(warc_dir / "resiliparse" / "clipped.warc.gz")] == "partial"
-    assert status[str(warc_dir / "warcio" / "example.arc")] == "failed"
-    assert "ARC" in rows[str(warc_dir / "warcio" / "example.arc")].error
+    assert status[str(warc_dir / "warcio" / "example.arc")] == "done"
+    assert status[str(warc_dir / "warcio" / "bad.arc")] == "failed"
+    assert "filedesc" in rows[str(warc_dir / "warcio" / "bad.arc")].error
 
 
 def test_spark_output_equals_the_python_reader(spark, shared_lake, warc_dir):

@@ -48,10 +48,25 @@ def test_garbage_after_records_keeps_what_was_read(warc_dir):
     assert "Invalid WARC header" in report.error
 
 
-def test_arc_file_fails_with_a_clear_message(warc_dir):
-    docs, report = run(warc_dir / "warcio" / "example.arc.gz")
-    assert report.status == "failed" and docs == []
-    assert "ARC (pre-WARC) files are not supported" in report.error
+def test_arc_files_read_like_their_warc_twin(warc_dir):
+    base = warc_dir / "ukwa" / "small-arcs-and-warcs" / "IAH-20080430204825-00000-blackbook-truncated"
+    texts = {}
+    for ext in (".arc", ".arc.gz", ".warc.gz"):
+        docs, report = run(f"{base}{ext}")
+        assert report.status == "done"
+        texts[ext] = sorted((d["url"], d["text"]) for d in docs)
+    assert texts[".arc"] == texts[".arc.gz"] == texts[".warc.gz"] and len(texts[".arc"]) == 3
+
+
+def test_arc_with_spaces_in_url_and_a_short_record(warc_dir):
+    docs, report = run(warc_dir / "warcio" / "example-space-in-url.arc")
+    # The header line declares 1591 bytes; the file holds 1579 after it.
+    assert report.status == "partial" and report.skipped["truncated_record"] == 1
+
+
+def test_malformed_arc_fails_with_a_clear_message(warc_dir):
+    docs, report = run(warc_dir / "warcio" / "bad.arc")
+    assert report.status == "failed" and "bad filedesc length -1" in report.error
 
 
 def test_not_a_warc_at_all_fails(tmp_path):
