@@ -1,6 +1,6 @@
 # Lakesift: one entry point for people and CI.
 #   make setup   venv (outside the clone, reused: torch is large) + deps + Delta JARs (cached)
-#   make demo    ingest the bundled sample into ./lake and print a summary
+#   make demo    ingest the bundled sample into ./lake, filter it (DCLM-Baseline heuristics), print the funnel
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make lint    ruff
@@ -24,6 +24,7 @@ setup:
 
 demo: setup
 	$(PY) jobs/ingest.py --input sample/warc --lake $(LAKE) --source sample
+	$(PY) jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake $(LAKE)
 
 test: setup
 	$(PY) -m pytest -q

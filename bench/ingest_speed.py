@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Pages/s of ``jobs/ingest.py`` against a plain single-process Python loop, on the same WARC files.
 
-    python bench/ingest_speed.py [--shared ../shared] [--copies 3] [--files 8] [--repeats 3]
+    python bench/ingest_speed.py [--shared ../shared] [--copies 6] [--files 16] [--repeats 3]
 
 Corpus: every real page of ../shared/data/extraction (WCXB dev 599, trafilatura-eval 990,
 Readability test pages 130) written as WARC response records, ``--copies`` times with distinct URLs
-(3 copies: 5,157 pages), split over ``--files`` gzipped WARC files. Built once into bench/out/.
+(6 copies: 10,314 pages), split over ``--files`` gzipped WARC files. Built once into bench/out/.
 
 Peer: the loop a person would write first: FastWARC -> decode -> resiliparse main content ->
 fastText lid.176, one file after the other in one process, output kept in a list.
@@ -62,14 +62,15 @@ def real_pages(shared: Path) -> list[tuple[str, bytes]]:
 def build_corpus(shared: Path, out: Path, copies: int, n_files: int) -> tuple[list[str], int]:
     pages = real_pages(shared)
     total = len(pages) * copies
-    stamp = out / f"corpus-{copies}x{n_files}.ok"
+    stamp = out / f"corpus-{copies}x{n_files}-rr.ok"
     files = [str(out / f"bench-{i:03d}.warc.gz") for i in range(n_files)]
     if not stamp.exists():
         out.mkdir(parents=True, exist_ok=True)
         allp = [(f"{u}{'&' if '?' in u else '?'}copy={k}", b) for k in range(copies) for u, b in pages]
-        per = -(-len(allp) // n_files)
+        # Round-robin, so every file holds the same mix of sources (as Common Crawl files do):
+        # otherwise the files of the heaviest source finish last and idle the other core.
         for i, f in enumerate(files):
-            write_warc(f, allp[i * per:(i + 1) * per])
+            write_warc(f, allp[i::n_files])
         stamp.write_text(str(total))
     return files, total
 
@@ -121,8 +122,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "ingest"))
-    ap.add_argument("--copies", type=int, default=3)
-    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--copies", type=int, default=6)
+    ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def _schemas():
         T.StructField("records_read", T.LongType(), False),
         T.StructField("documents_written", T.LongType(), False),
         T.StructField("skipped", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("languages", T.MapType(T.StringType(), T.LongType()), False),
         T.StructField("error", T.StringType(), True),
         T.StructField("extractor", T.StringType(), False),
         T.StructField("started_at", T.TimestampType(), True),
@@ -107,46 +109,54 @@ def _schemas():
     return docs, files, T.StructType(fields)
 
 
-def make_task(files: list[str], cfg_json: str, source: str, run_id: str, columns: list[str]):
-    """The ``mapInPandas`` function: rows of ``spark.range`` are indexes into ``files``."""
+def make_task(files: list[str], cfg_json: str, source: str, run_id: str, schema):
+    """The ``mapInArrow`` function: rows of ``spark.range`` are indexes into ``files``.
+
+    Batches are built as Arrow directly (no pandas round trip): on 2 cores the conversion cost
+    of pandas frames was a visible share of the job.
+    """
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(schema, timezone="UTC")
+    columns = schema.fieldNames()
 
     def task(batches):
-        import pandas as pd
+        import pyarrow as pa
 
         from udfs.ingest import DocumentBuilder, FileReport, IngestConfig, iter_documents
 
         cfg = IngestConfig.model_validate_json(cfg_json)
         builder = DocumentBuilder(cfg)
 
-        def frame(rows: list[dict]) -> pd.DataFrame:
-            df = pd.DataFrame.from_records(rows)
-            for col in columns:  # columns of the other kind of row: all null, as objects (not NaN)
-                if col not in df:
-                    df[col] = pd.Series([None] * len(df), dtype=object, index=df.index)
-            for col in ("crawl_date", "started_at", "finished_at"):
-                df[col] = pd.to_datetime(df[col], utc=True)
-            return df[columns]
+        def batch(rows: list[dict]) -> pa.RecordBatch:
+            data = {c: [r.get(c) for r in rows] for c in columns}
+            for c in ("skipped", "languages"):  # Arrow maps take lists of (key, value) pairs
+                data[c] = [None if m is None else list(m.items()) for m in data[c]]
+            return pa.RecordBatch.from_pydict(data, schema=arrow_schema)
 
-        for pdf in batches:
-            for index in pdf["id"].tolist():
+        for ids in batches:
+            for index in ids.column("id").to_pylist():
                 uri = files[int(index)]
                 report = FileReport(uri)
                 rows: list[dict] = []
+                languages: dict[str, int] = {}
                 for doc in iter_documents(uri, cfg, report, source, builder):
+                    languages[doc["language"]] = languages.get(doc["language"], 0) + 1
                     doc["_kind"] = "doc"
                     doc["ingest_run_id"] = run_id
                     rows.append(doc)
                     if len(rows) >= cfg.batch_size:
-                        yield frame(rows)
+                        yield batch(rows)
                         rows = []
                 if rows:
-                    yield frame(rows)
-                yield frame([{
+                    yield batch(rows)
+                yield batch([{
                     "_kind": "file", "run_id": run_id, "warc_path": uri, "source": source,
                     "status": report.status, "records_read": report.records_read,
                     "documents_written": report.documents, "skipped": dict(report.skipped),
-                    "error": report.error, "extractor": cfg.extractor, "started_at": report.started_at,
-                    "finished_at": report.finished_at, "seconds": report.seconds,
+                    "languages": languages, "error": report.error, "extractor": cfg.extractor,
+                    "started_at": report.started_at, "finished_at": report.finished_at,
+                    "seconds": report.seconds,
                 }])
 
     return task
@@ -189,28 +199,36 @@ def delete_stale(spark, docs_path: str, pending: list[str]) -> None:
         table.delete(F.col("warc_path").isin(pending[i:i + DELETE_CHUNK]))
 
 
-def summarize(spark, log_path: str, docs_path: str, run_id: str) -> dict:
-    """Aggregate this run's file reports and documents (in Spark; only the totals come back)."""
+def summarize(reports) -> dict:
+    """Totals of this run from its per-file report rows, in one Spark aggregation."""
     from pyspark.sql import functions as F
 
-    logs = spark.read.format("delta").load(log_path).filter(F.col("run_id") == run_id)
-    totals = logs.agg(
-        F.count("*").alias("files"),
-        F.sum(F.when(F.col("status") == "done", 1).otherwise(0)).alias("files_done"),
-        F.sum(F.when(F.col("status") == "partial", 1).otherwise(0)).alias("files_partial"),
-        F.sum(F.when(F.col("status") == "failed", 1).otherwise(0)).alias("files_failed"),
-        F.sum("records_read").alias("records"),
-        F.sum("documents_written").alias("documents"),
-    ).first().asDict()
-    skipped = {r.reason: r.n for r in logs.select(F.explode("skipped").alias("reason", "n"))
-               .groupBy("reason").agg(F.sum("n").alias("n")).orderBy(F.desc("n")).collect()}
+    one = F.lit(1).cast("long")
+    long_form = (
+        reports.select(F.lit("status").alias("kind"), F.col("status").alias("key"), one.alias("n"))
+        .unionByName(reports.select(F.lit("records").alias("kind"), F.lit("").alias("key"),
+                                    F.col("records_read").alias("n")))
+        .unionByName(reports.select(F.lit("documents").alias("kind"), F.lit("").alias("key"),
+                                    F.col("documents_written").alias("n")))
+        .unionByName(reports.select(F.lit("skipped").alias("kind"), F.explode("skipped").alias("key", "n")))
+        .unionByName(reports.select(F.lit("languages").alias("kind"),
+                                    F.explode("languages").alias("key", "n")))
+    )
+    totals: dict[str, dict[str, int]] = {}
+    for r in long_form.groupBy("kind", "key").agg(F.sum("n").alias("n")).collect():
+        totals.setdefault(r.kind, {})[r.key] = int(r.n)
+    status = totals.get("status", {})
+    by_count = lambda d: dict(sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))  # noqa: E731
     problems = [(r.warc_path, r.status, r.error) for r in
-                logs.filter(F.col("status") != "done").orderBy("warc_path").limit(20).collect()]
-    docs = spark.read.format("delta").load(docs_path).filter(F.col("ingest_run_id") == run_id)
-    languages = {r.language: r["count"] for r in
-                 docs.groupBy("language").count().orderBy(F.desc("count"), "language").limit(10).collect()}
-    return {**{k: int(v or 0) for k, v in totals.items()}, "skipped": skipped,
-            "languages_top10": languages, "problem_files": problems}
+                reports.filter(F.col("status") != "done").orderBy("warc_path").limit(20).collect()]
+    return {
+        "files": sum(status.values()), "files_done": status.get("done", 0),
+        "files_partial": status.get("partial", 0), "files_failed": status.get("failed", 0),
+        "records": totals.get("records", {}).get("", 0), "documents": totals.get("documents", {}).get("", 0),
+        "skipped": by_count(totals.get("skipped", {})),
+        "languages_top10": dict(list(by_count(totals.get("languages", {})).items())[:10]),
+        "problem_files": problems,
+    }
 
 
 def print_summary(summary: dict, out=sys.stdout) -> None:
@@ -259,18 +277,24 @@ def main(argv: list[str] | None = None) -> int:
     if pending:
         delete_stale(spark, docs_path, pending)
         docs_schema, files_schema, combined = _schemas()
-        task = make_task(pending, cfg.model_dump_json(), args.source, run_id, combined.fieldNames())
+        task = make_task(pending, cfg.model_dump_json(), args.source, run_id, combined)
+        # Cached so that the file reports do not re-run the extraction; spills to disk when large.
         out = (spark.range(0, len(pending), 1, numPartitions=len(pending))
-               .mapInPandas(task, combined)
-               .persist(StorageLevel.DISK_ONLY))
+               .mapInArrow(task, combined)
+               .persist(StorageLevel.MEMORY_AND_DISK))
         try:
+            t0 = time.perf_counter()
             (out.filter(F.col("_kind") == "doc").select(*docs_schema.fieldNames())
              .write.format("delta").mode("append").save(docs_path))
-            (out.filter(F.col("_kind") == "file").select(*files_schema.fieldNames())
-             .write.format("delta").mode("append").save(log_path))
+            t1 = time.perf_counter()
+            reports = out.filter(F.col("_kind") == "file").select(*files_schema.fieldNames()).cache()
+            reports.write.format("delta").mode("append").save(log_path)
+            log.info(kv(phase="write", documents_seconds=round(t1 - t0, 1),
+                        ingest_log_seconds=round(time.perf_counter() - t1, 1)))
+            summary = summarize(reports)
+            reports.unpersist()
         finally:
             out.unpersist()
-        summary = summarize(spark, log_path, docs_path, run_id)
     else:
         summary = {"files": 0, "files_done": 0, "files_partial": 0, "files_failed": 0, "records": 0,
                    "documents": 0, "skipped": {}, "languages_top10": {}, "problem_files": []}

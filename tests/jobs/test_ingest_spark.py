@@ -33,6 +33,7 @@ def test_every_file_logged_and_every_record_accounted(spark, shared_lake, warc_d
     assert sorted(rows) == files  # one row per input file
     for path, r in rows.items():
         assert r.records_read == r.documents_written + sum(r.skipped.values()), path
+        assert sum(r.languages.values()) == r.documents_written, path
     per_file = {r.warc_path: r["count"] for r in docs.groupBy("warc_path").count().collect()}
     assert all(per_file.get(p, 0) == r.documents_written for p, r in rows.items())
     assert docs.count() == docs.select("doc_id").distinct().count() == sum(per_file.values())

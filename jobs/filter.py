@@ -1,0 +1,206 @@
+"""Apply a YAML pipeline of filters / modifiers / enrichers to a Delta table of documents.
+
+    spark-submit jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake LAKE \\
+        [--input documents] [--output filtered] [--rejected-text]
+
+Writes, under ``LAKE``:
+* ``<output>`` (default ``filtered``): the kept documents, text as modified by the pipeline,
+  ``language`` / ``language_score`` updated when the pipeline re-identifies the language;
+* ``<output>_rejected``: ``doc_id``, ``step``, ``reason``, ``run_id`` (``text`` with ``--rejected-text``);
+* ``run_stats`` (shared by all stages): one row per run and step with documents and characters in /
+  out, and one row per run, step and reason with the documents it dropped.
+
+Every input document is kept or rejected exactly once. The run id is derived from the pipeline
+config and the input table's Delta version, so running the same config on the same input again
+replaces that run's outputs and statistics instead of adding to them, while a changed config is a
+new run whose statistics sit beside the old ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # `spark-submit jobs/filter.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lakesift.config import ConfigError
+from lakesift.log import get_logger, kv
+
+log = get_logger("filter")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="jobs/filter.py",
+        description="Apply a pipeline of heuristic filters and modifiers (conf/pipelines/*.yaml) to a Delta "
+        "table; write kept documents, rejected ones with their reason, and per-step statistics.",
+        epilog="Example: python jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake ./lake",
+    )
+    p.add_argument("--config", required=True, help="pipeline YAML, e.g. conf/pipelines/dclm_baseline.yaml")
+    p.add_argument("--lake", default="./lake", help="root URI of the tables (default ./lake)")
+    p.add_argument("--input", default="documents", help="input table name under the lake (default documents)")
+    p.add_argument("--output", default="filtered", help="output table name (default filtered)")
+    p.add_argument("--rejected-text", action="store_true", help="also store the text of rejected documents")
+    return p.parse_args(argv)
+
+
+def pipeline_fingerprint(path: str) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
+
+
+def make_task(config_path: str, spec_text: str, schema, run_id: str, keep_rejected_text: bool):
+    """``mapInArrow`` function: run the pipeline on each document, one output row per input row."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow_schema = to_arrow_schema(schema, timezone="UTC")
+
+    def task(batches):
+        import pyarrow as pa
+        import yaml
+
+        from udfs.pipeline import build
+
+        pipe = build(yaml.safe_load(spec_text), config_path)
+        names = arrow_schema.names
+        for b in batches:
+            cols = b.to_pydict()
+            n = b.num_rows
+            out = {k: list(cols[k]) if k in cols else [None] * n for k in names}
+            for i in range(n):
+                text = cols["text"][i] or ""
+                meta = {"language": cols.get("language", [None] * n)[i],
+                        "language_score": cols.get("language_score", [None] * n)[i]}
+                o = pipe.run(text, cols.get("url", [None] * n)[i], meta)
+                out["_kept"][i] = o.kept
+                out["_step"][i] = o.step
+                out["_reason"][i] = o.reason
+                out["_chars_in"][i] = len(text)
+                out["_chars_after"][i] = o.chars_after
+                out["_run_id"][i] = run_id
+                if o.kept or keep_rejected_text:
+                    out["text"][i] = o.text
+                else:
+                    out["text"][i] = None
+                if "language" in out and o.meta.get("language") is not None:
+                    out["language"][i] = o.meta["language"]
+                    out["language_score"][i] = o.meta["language_score"]
+            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
+
+    return task
+
+
+def step_stats(spark, decided, step_ids: list[str], run_id: str, pipeline: str):
+    """Per-step funnel from the per-document decisions, aggregated in Spark.
+
+    A document reaches step k when it was not dropped before k; it leaves step k when it passes it.
+    Characters in / out of step k are the text lengths before / after it, for documents reaching it.
+    """
+    from pyspark.sql import functions as F
+
+    idx = {s: i for i, s in enumerate(step_ids)}
+    step_index = F.coalesce(F.element_at(F.create_map(*[x for s, i in idx.items() for x in (F.lit(s), F.lit(i))]),
+                                         F.col("_step")), F.lit(len(step_ids)))
+    d = decided.select(step_index.alias("drop_at"), "_chars_in", "_chars_after", "_step", "_reason")
+    # element k of _chars_after (1-based) is the length after step k-1, i.e. before step k
+    before = F.when(F.col("k") == 0, F.col("_chars_in")).otherwise(F.element_at("_chars_after", F.col("k")))
+    exploded = (d.select("drop_at", "_chars_in", "_chars_after",
+                         F.posexplode("_chars_after").alias("k", "chars_out"))
+                .withColumn("chars_in", before))
+    passed = F.col("drop_at") != F.col("k")
+    rows = []
+    for r in exploded.groupBy("k").agg(
+            F.count("*").alias("docs_in"),
+            F.sum(F.when(passed, 1).otherwise(0)).alias("docs_out"),
+            F.sum("chars_in").alias("chars_in"),
+            F.sum(F.when(passed, F.col("chars_out")).otherwise(0)).alias("chars_out")).collect():
+        rows.append((run_id, pipeline, step_ids[r.k], int(r.k), None, int(r.docs_in), int(r.docs_out),
+                     int(r.docs_in - r.docs_out), int(r.chars_in), int(r.chars_out)))
+    for r in (d.filter(F.col("_step").isNotNull()).groupBy("_step", "_reason")
+              .agg(F.count("*").alias("n"), F.sum("_chars_in").alias("chars")).collect()):
+        rows.append((run_id, pipeline, r._step, idx[r._step], r._reason, None, None, int(r.n), int(r.chars), None))
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    from udfs.pipeline import load
+
+    try:
+        pipe = load(args.config)  # validates every step before Spark starts
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from delta.tables import DeltaTable
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from jobs.common.lake import record_run, table_exists, table_path
+    from jobs.common.spark import get_spark
+
+    spark = get_spark("lakesift-filter")
+    in_path = table_path(args.lake, args.input)
+    if not table_exists(spark, in_path):
+        print(f"error: no Delta table at {in_path} (run jobs/ingest.py first)", file=sys.stderr)
+        return 2
+    version = DeltaTable.forPath(spark, in_path).history(1).select("version").first()[0]
+    run_id = f"filter-{pipe.name}-{pipeline_fingerprint(args.config)}-{args.input}-v{version}"
+    docs = spark.read.format("delta").load(in_path)
+    log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(pipe.steps)))
+
+    extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
+             T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
+             T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType())]
+    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + extra)
+    spec_text = Path(args.config).read_text(encoding="utf-8")
+    decided = docs.mapInArrow(make_task(args.config, spec_text, schema, run_id, args.rejected_text), schema) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    t0 = time.perf_counter()
+    try:
+        kept = decided.filter("_kept").drop(*[f.name for f in extra]).withColumn("filter_run_id", F.lit(run_id))
+        kept.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
+            .save(table_path(args.lake, args.output))
+        rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
+                    F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars")]
+        if args.rejected_text:
+            rej_cols.append("text")
+        decided.filter(~F.col("_kept")).select(*rej_cols).write.format("delta").mode("overwrite") \
+            .option("overwriteSchema", "true").save(table_path(args.lake, f"{args.output}_rejected"))
+        rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
+    finally:
+        decided.unpersist()
+    stats_schema = ("run_id string, pipeline string, step string, step_index int, reason string, "
+                    "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
+    stats = spark.createDataFrame(rows, stats_schema)
+    stats_path = table_path(args.lake, "run_stats")
+    w = stats.write.format("delta").mode("overwrite" if table_exists(spark, stats_path) else "append")
+    if table_exists(spark, stats_path):
+        w = w.option("replaceWhere", f"run_id = '{run_id}'")
+    w.save(stats_path)
+
+    funnel = sorted((r for r in rows if r[4] is None), key=lambda r: r[3])
+    n_in = funnel[0][5] if funnel else 0
+    print(f"\n=== filter funnel: {pipe.name} ({n_in} documents in) ===")
+    print(f"{'step':34s} {'docs in':>8s} {'docs out':>9s} {'dropped':>8s} {'chars out %':>11s}")
+    for r in funnel:
+        pct = 100.0 * r[9] / r[8] if r[8] else 0.0
+        print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
+    kept_n = funnel[-1][6] if funnel else 0
+    print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
+    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": json.loads(json.dumps(
+        __import__("yaml").safe_load(spec_text)))}, sys.argv if argv is None else ["jobs/filter.py", *argv],
+        started, "succeeded", {"documents_in": n_in, "kept": kept_n})
+    log.info(kv(run_id=run_id, documents_in=n_in, kept=kept_n, seconds=round(time.perf_counter() - t0, 1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

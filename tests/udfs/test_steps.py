@@ -1,0 +1,140 @@
+"""Each step on documents just inside and just outside its threshold (DCLM-Baseline values)."""
+
+import pytest
+
+from lakesift.config import ConfigError
+from tests.conftest import REPO
+from udfs.pipeline import build, load
+from udfs.steps import REGISTRY, Doc
+
+
+def step(func, **params):
+    cls = REGISTRY[func]
+    return cls(cls.Params(**params))
+
+
+def words(n, w="word"):
+    return " ".join([w] * n)
+
+
+def test_page_length_bounds_count_alnum_tokens_only():
+    f = step("page_length_filter", length_type="word", min_length=50, max_length=100)
+    assert f.apply(Doc(words(50))) is None
+    assert f.apply(Doc(words(49) + " -- ... !!")) == "words<50"  # punctuation tokens do not count
+    assert f.apply(Doc(words(101))) == "words>100"
+
+
+def test_mean_word_length():
+    f = step("word_length_filter", min_length=3, max_length=10)
+    assert f.apply(Doc("abc abc")) is None
+    assert f.apply(Doc("ab abc")) is not None  # mean 2.5 < 3
+    assert f.apply(Doc("a" * 10)) is None and f.apply(Doc("a" * 11)) is not None
+
+
+def test_symbol_ratio():
+    f = step("symbol_ratio_filter", max_symbol_to_word_ratio=0.1)
+    assert f.apply(Doc(words(9) + " #tag")) is None  # 1 symbol / 10 words = 0.1
+    assert f.apply(Doc(words(8) + " #a #b")) is not None  # 2 / 10
+
+
+def test_bullets_and_ellipses():
+    b = step("bullet_count_filter", max_bullet_start_ratio=0.9)
+    assert b.apply(Doc("\n".join(["- item"] * 9 + ["plain"]))) is None  # 9 of 10
+    assert b.apply(Doc("\n".join(["• item"] * 10))) is not None
+    e = step("ellipsis_count_filter", max_ellipsis_end_ratio=0.3)
+    assert e.apply(Doc("\n".join(["a line..."] * 3 + ["done."] * 7))) is None
+    assert e.apply(Doc("\n".join(["a line\u2026"] * 4 + ["done."] * 6))) is not None
+
+
+def test_alphabetic_words_and_stop_words():
+    a = step("alphabetic_word_ratio_filter", max_ratio=0.2)
+    assert a.apply(Doc("one two three four 5")) is None  # 1 of 5 = 0.2
+    assert a.apply(Doc("one two three 4 5")) is not None
+    s = step("stop_word_filter", min_stop_word=2)
+    assert s.apply(Doc("The cat and dog")) is None
+    assert s.apply(Doc("The cat, dog")) == "stop_words<2"
+
+
+def test_gopher_duplicate_lines():
+    f = step("massive_web_repetition_filters")
+    unique = ["Rivers carry silt toward the delta.", "Bakers rise before dawn on weekdays.",
+              "Our library closes early in August.", "Tides depend mostly on the moon.",
+              "Copper wires conduct heat quite well.", "Violins need fresh strings each season.",
+              "Glaciers retreat when summers grow warmer.", "Owls hunt quietly through pine forests.",
+              "Markets reopened after the long holiday.", "Farmers rotate crops to rest the soil."]
+    assert f.apply(Doc("\n\n".join(unique))) is None
+    assert f.apply(Doc("\n\n".join(unique[:6] + ["Same line again here."] * 4))).startswith("dup_line")
+
+
+def test_gopher_top_ngram_share():
+    f = step("massive_web_repetition_filters", skip_paragraph=True)
+    varied = " ".join(f"w{i}x" for i in range(200))
+    assert f.apply(Doc(varied)) is None
+    assert f.apply(Doc(varied + " " + "buy now " * 40)).startswith(("top_2gram", "dup_"))
+
+
+def test_line_modifiers_and_word_removal_ratio():
+    doc = Doc("A normal sentence with several words here.\nBUY NOW CHEAP\n1,200 likes\nok\n" + words(120))
+    for func, params in [("word_counter_enricher", {}), ("uppercase_ratio_line_modifier", {"max_ratio": 0.5}),
+                         ("counter_line_modifier", {}), ("line_length_modifier", {"min_length": 2})]:
+        assert step(func, **params).apply(doc) is None
+    assert "BUY NOW" not in doc.text and "likes" not in doc.text and "\nok\n" not in doc.text
+    assert step("word_removal_ratio_filter", max_removed_ratio=0.05).apply(doc) is None  # 6 of 133 words
+    doc2 = Doc("SHOUTING LINE ONE TWO THREE FOUR FIVE SIX\n" + words(40))
+    step("word_counter_enricher").apply(doc2)
+    step("uppercase_ratio_line_modifier").apply(doc2)
+    assert step("word_removal_ratio_filter").apply(doc2) == "words_removed>0.05"
+
+
+def test_substring_line_modifier_read_more_suffix():
+    f = step("substring_line_modifier", banlist="Read more...", location="suffix", max_length=10,
+             remove_substring_only=True)
+    doc = Doc("Great story here. Read more...\nRead more...\nA long line " + words(12) + " Read more...")
+    assert f.apply(doc) is None
+    assert doc.text.split("\n") == ["Great story here.", "A long line " + words(12) + " Read more..."]
+
+
+def test_url_filters():
+    strict = step("url_substring_filter", banlist=["casino"], ignore_chars=["-", "."])
+    assert strict.apply(Doc("x", "http://best-cas.ino.example/")) is not None
+    hard = step("url_substring_filter", banlist=["sex"], match_substrings=False)
+    assert hard.apply(Doc("x", "http://example.com/sex/")) is not None
+    assert hard.apply(Doc("x", "http://example.com/sussex-news")) is None  # whole words only
+    soft = step("url_substring_filter", banlist=["hot", "girls"], match_substrings=False, num_banned_substrs=2)
+    assert soft.apply(Doc("x", "http://x.com/hot-deals")) is None
+    assert soft.apply(Doc("x", "http://x.com/hot-girls")) is not None
+    dom = step("url_substring_filter", banlist=["bad.com"], exact_domain_match=True, ignore_chars=["www."])
+    assert dom.apply(Doc("x", "https://www.bad.com/page")) == "banned_domain"
+
+
+def test_url_removal_dclm_compat():
+    f = step("url_removal_modifier")
+    doc = Doc("Zzz, visit https://example.com/a now or 192.168.0.1 later")
+    f.apply(doc)  # no TLD starts with "zz": DCLM removes only the IPv4 address
+    assert "example.com" in doc.text and "192.168" not in doc.text
+    doc = Doc("Visit https://example.com/a now")  # "vi" (US Virgin Islands) is a TLD: URLs go
+    f.apply(doc)
+    assert "example.com" not in doc.text
+    g = step("url_removal_modifier", dclm_compat=False)
+    doc = Doc("Zzz, visit https://example.com/a now")
+    g.apply(doc)
+    assert "example.com" not in doc.text
+
+
+def test_language_enricher_and_filter():
+    doc = Doc("The committee will meet again next week to discuss the budget and the new school.")
+    step("detect_lang_whole_page_enricher").apply(doc)
+    assert doc.meta["language"] == "en"
+    assert step("language_filter", keep_languages=["en"], threshold=0.65).apply(doc) is None
+    assert step("language_filter", keep_languages=["de"]).apply(doc) == "language=en"
+
+
+def test_shipped_pipeline_loads_and_bad_configs_name_the_problem(tmp_path):
+    p = load(REPO / "conf" / "pipelines" / "dclm_baseline.yaml")
+    assert p.step_ids[0] == "url_domains" and p.step_ids[-1] == "word_removal_ratio_filter"
+    with pytest.raises(ConfigError, match=r"steps\[0\]: func: unknown step 'no_such_filter'"):
+        build({"steps": [{"func": "no_such_filter"}]}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"steps\[0\] \(page_length_filter\): min_lenght: unknown parameter"):
+        build({"steps": [{"func": "page_length_filter", "min_lenght": 3}]}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"max_ratio"):
+        build({"steps": [{"func": "uppercase_ratio_line_modifier", "max_ratio": "half"}]}, "x.yaml")
