@@ -97,7 +97,7 @@ class NewlineRemoval(Step):
 
     def __init__(self, params):
         super().__init__(params)
-        self.rx = re.compile(r"\n{%d,}" % (params.max_consecutive + 1))
+        self.rx = re.compile("\n{" + str(params.max_consecutive + 1) + ",}")
 
     def apply(self, doc):
         return _modified(doc, self.rx.sub("\n" * self.p.max_consecutive, doc.text))

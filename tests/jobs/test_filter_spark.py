@@ -49,7 +49,7 @@ def test_funnel_statistics_add_up(spark, lake):
     steps = stats.filter(F.col("reason").isNull()).orderBy("step_index").collect()
     n = read(spark, lake, "documents").count()
     assert steps[0].docs_in == n
-    for a, b in zip(steps, steps[1:]):
+    for a, b in zip(steps, steps[1:], strict=False):
         assert b.docs_in == a.docs_out  # each step receives what the previous one let through
     assert steps[-1].docs_out == read(spark, lake, "filtered").count()
     dropped = {r.step: r.docs_dropped for r in steps}
