@@ -35,6 +35,7 @@ test-slow: setup
 bench: setup
 	$(PY) bench/extraction_quality.py --shared $(SHARED)
 	$(PY) bench/ingest_speed.py --shared $(SHARED)
+	$(PY) bench/filter_speed.py --shared $(SHARED)
 
 lint: setup
 	$(PY) -m ruff check .

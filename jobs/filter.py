@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,6 +27,8 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # `spark-submit jobs/filter.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml
 
 from lakesift.config import ConfigError
 from lakesift.log import get_logger, kv
@@ -195,9 +196,9 @@ def main(argv=None) -> int:
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
     kept_n = funnel[-1][6] if funnel else 0
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
-    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": json.loads(json.dumps(
-        __import__("yaml").safe_load(spec_text)))}, sys.argv if argv is None else ["jobs/filter.py", *argv],
-        started, "succeeded", {"documents_in": n_in, "kept": kept_n})
+    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": yaml.safe_load(spec_text)},
+               sys.argv if argv is None else ["jobs/filter.py", *argv], started, "succeeded",
+               {"documents_in": n_in, "kept": kept_n})
     log.info(kv(run_id=run_id, documents_in=n_in, kept=kept_n, seconds=round(time.perf_counter() - t0, 1)))
     return 0
 

@@ -112,8 +112,7 @@ def _schemas():
 def make_task(files: list[str], cfg_json: str, source: str, run_id: str, schema):
     """The ``mapInArrow`` function: rows of ``spark.range`` are indexes into ``files``.
 
-    Batches are built as Arrow directly (no pandas round trip): on 2 cores the conversion cost
-    of pandas frames was a visible share of the job.
+    Batches are built as Arrow directly: no pandas frames, no NaN-for-null conversions.
     """
     from pyspark.sql.pandas.types import to_arrow_schema
 

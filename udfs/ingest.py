@@ -163,15 +163,8 @@ class DocumentBuilder:
         if mime is not None and mime not in HTML_MIME:
             report.skip(NON_HTML)
             return None
-        if rec.content_length > self.cfg.limits.max_payload_bytes:
-            report.skip(TOO_LARGE)
-            return None
-        body = rec.reader.read()
-        if len(body) < rec.content_length:
-            report.skip(TRUNCATED)
-            report.error = (
-                f"record {rec.record_id} truncated: {len(body)} of {rec.content_length} payload bytes"
-            )
+        body = self.payload(rec, report)
+        if body is None:
             return None
         headers = rec.http_headers
         if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
@@ -200,15 +193,20 @@ class DocumentBuilder:
         return text, charset
 
     def wet_text(self, rec, report: FileReport) -> tuple[str, str] | None:
+        body = self.payload(rec, report)
+        return None if body is None else (decode_plain(body), "utf-8")
+
+    def payload(self, rec, report: FileReport) -> bytes | None:
+        """The record's payload, or ``None`` (skip counted) when too large to read or cut short."""
         if rec.content_length > self.cfg.limits.max_payload_bytes:
             report.skip(TOO_LARGE)
             return None
         body = rec.reader.read()
         if len(body) < rec.content_length:
             report.skip(TRUNCATED)
-            report.error = f"record {rec.record_id} truncated: {len(body)} of {rec.content_length} bytes"
+            report.error = f"record {rec.record_id} truncated: {len(body)} of {rec.content_length} payload bytes"
             return None
-        return decode_plain(body), "utf-8"
+        return body
 
 
 def iter_documents(uri: str, cfg: IngestConfig, report: FileReport, source: str,

@@ -86,6 +86,12 @@ def _modified(doc: Doc, new: str) -> str | None:
 # --------------------------------------------------------------------------------------- modifiers
 
 
+def _drop_lines_by_char_share(doc: Doc, is_counted: Callable[[str], bool], max_share: float) -> str | None:
+    """Remove non-empty lines in which more than ``max_share`` of the characters are counted ones."""
+    kept = [ln for ln in doc.text.split("\n") if not ln or sum(map(is_counted, ln)) / len(ln) <= max_share]
+    return _modified(doc, "\n".join(kept).strip())
+
+
 @register
 class NewlineRemoval(Step):
     """Collapse runs of more than ``max_consecutive`` newlines (DCLM-Baseline: 2)."""
@@ -113,9 +119,7 @@ class UppercaseRatioLine(Step):
         max_ratio: float = Field(0.5, ge=0, le=1)
 
     def apply(self, doc):
-        m = self.p.max_ratio
-        kept = [ln for ln in doc.text.split("\n") if not ln or sum(c.isupper() for c in ln) / len(ln) <= m]
-        return _modified(doc, "\n".join(kept).strip())
+        return _drop_lines_by_char_share(doc, str.isupper, self.p.max_ratio)
 
 
 @register
@@ -128,9 +132,7 @@ class NumericRatioLine(Step):
         max_ratio: float = Field(1.0, ge=0, le=1)
 
     def apply(self, doc):
-        m = self.p.max_ratio
-        kept = [ln for ln in doc.text.split("\n") if not ln or sum(c.isdigit() for c in ln) / len(ln) <= m]
-        return _modified(doc, "\n".join(kept).strip())
+        return _drop_lines_by_char_share(doc, str.isdigit, self.p.max_ratio)
 
 
 _COUNTER = re.compile(
@@ -331,7 +333,7 @@ class AlphabeticWordRatio(Step):
         words = doc.split
         if not words:
             return "no_words"
-        non_alpha = sum(1 for w in words if not any(c.isalpha() for c in w))
+        non_alpha = len(T.NON_ALPHA_WORD.findall(doc.text))  # == words with no c.isalpha()
         return f"non_alpha_words>{self.p.max_ratio:g}" if non_alpha / len(words) > self.p.max_ratio else None
 
 
@@ -361,23 +363,50 @@ def _repeated_fraction_segments(segments: list[str], count_chars: bool) -> float
     return sum(c for c in counts.values() if c > 1) / len(segments)
 
 
-def _ngram_fraction(words: list[str], n: int, total_chars: int) -> float:
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 0.0
-    counts = Counter(grams)
-    ordered = counts.most_common()
-    top = ordered[0][1]
-    if top == 1:
-        return 0.0
-    if n <= 4:  # Gopher: characters in the most common n-gram (the longest of equally common ones)
-        longest = max(sum(len(w) for w in g) for g, c in ordered if c == top)
-        return longest * top / total_chars
-    covered = set()  # Gopher: characters of words covered by any repeated n-gram, counted once
-    for i, g in enumerate(grams):
-        if counts[g] > 1:
-            covered.update(range(i, i + n))
-    return sum(len(words[i]) for i in covered) / total_chars
+def _ngram_fractions(words: list[str], limits: dict[int, float]) -> tuple[int, float] | None:
+    """First n (in order) whose Gopher n-gram repetition share exceeds its limit, else None.
+
+    Vectorised: words become integer ids, each n-gram window a 64-bit polynomial hash of its ids
+    (built incrementally from the (n-1)-gram hashes), counted with ``np.unique``. For n <= 4 the share
+    is the characters of the most common n-gram (the longest among equally common ones) times its
+    count; for n >= 5 the characters of all words covered by an n-gram that occurs more than once.
+    Hash collisions between different n-grams are possible in principle (two in 2^64).
+    """
+    import numpy as np
+
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
+    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    total = int(lens.sum())
+    if total == 0:
+        return None
+    cs = np.concatenate(([0], np.cumsum(lens)))
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    h = ids * mult + np.uint64(1)
+    for n in range(2, max(limits) + 1):
+        m = len(words) - n + 1
+        if m <= 0:
+            break
+        h = h[:m] * mult + ids[n - 1:] + np.uint64(n)  # window [i, i+n) from window [i, i+n-1)
+        if n not in limits:
+            continue
+        _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
+        top = int(counts.max())
+        if top == 1:
+            break  # no n-gram repeats, so no longer one can: every remaining rule passes
+        if n <= 4:
+            chars = cs[n:n + m] - cs[:m]
+            share = int(chars[counts[inv] == top].max()) * top / total
+        else:
+            rep = counts[inv] > 1
+            cover = np.zeros(len(words) + 1, dtype=np.int64)
+            starts = np.nonzero(rep)[0]
+            np.add.at(cover, starts, 1)
+            np.add.at(cover, starts + n, -1)
+            share = int(lens[np.cumsum(cover[:-1]) > 0].sum()) / total
+        if share > limits[n]:
+            return n, limits[n]
+    return None
 
 
 @register
@@ -410,11 +439,10 @@ class GopherRepetition(Step):
                     return f"no_{unit}s"
                 if len(segs) > 1 and _repeated_fraction_segments(segs, count_chars) > limit:
                     return f"dup_{unit}_{'chars' if count_chars else 'count'}>{limit:g}"
-        words = doc.cached("uax_words", T.uax29_words)
-        total = sum(len(w) for w in words)
-        for n, limit in self.NGRAM_MAX.items():
-            if total and _ngram_fraction(words, n, total) > limit:
-                return f"{'top' if n <= 4 else 'dup'}_{n}gram>{limit:g}"
+        hit = _ngram_fractions(doc.cached("uax_words", T.uax29_words), self.NGRAM_MAX)
+        if hit:
+            n, limit = hit
+            return f"{'top' if n <= 4 else 'dup'}_{n}gram>{limit:g}"
         return None
 
 
@@ -532,7 +560,7 @@ class UrlSubstring(Step):
         self.domains = frozenset(words)
         self.rx = None
         if not params.exact_domain_match and words:
-            alt = "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+            alt = T.trie_regex(sorted(set(words)))
             pat = f"(?:{alt})" if params.match_substrings else rf"\b(?:{alt})\b"
             self.rx = re.compile(pat, 0 if params.case_sensitive else re.I)
 
@@ -575,8 +603,7 @@ class UrlRemoval(Step):
 
     def __init__(self, params):
         super().__init__(params)
-        tlds = [re.escape(t.lower()) for t in _read_list(params.tlds_from_fname)]
-        alt = "|".join(sorted(tlds, key=lambda t: (-len(t), t)))
+        alt = T.trie_regex(sorted({t.lower() for t in _read_list(params.tlds_from_fname)}))
         # DCLM builds this with retrie's Blacklist, whose default flags ignore case.
         self.tlds = re.compile(f"(?:{alt})", re.I)
         self.url = re.compile(
@@ -587,6 +614,13 @@ class UrlRemoval(Step):
 
     def apply(self, doc):
         text = doc.text
-        if not self.p.dclm_compat or self.tlds.match(text):
+        # Every TLD starts with a lower-case letter: without ".[a-z]" the URL pattern cannot match.
+        if (not self.p.dclm_compat or self.tlds.match(text)) and _DOT_LETTER.search(text):
             text = self.url.sub("", text)
-        return _modified(doc, self.ipv4.sub("", text))
+        if _DIGIT_DOT_DIGIT.search(text):  # an IPv4 address needs one; most pages have none
+            text = self.ipv4.sub("", text)
+        return _modified(doc, text)
+
+
+_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
+_DOT_LETTER = re.compile(r"\.[a-z]")

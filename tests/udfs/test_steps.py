@@ -138,3 +138,36 @@ def test_shipped_pipeline_loads_and_bad_configs_name_the_problem(tmp_path):
         build({"steps": [{"func": "page_length_filter", "min_lenght": 3}]}, "x.yaml")
     with pytest.raises(ConfigError, match=r"max_ratio"):
         build({"steps": [{"func": "uppercase_ratio_line_modifier", "max_ratio": "half"}]}, "x.yaml")
+
+
+def _reference_ngram_share(words, n):
+    """Gopher's n-gram rule written the obvious way (tuples and Counters), to check the fast one."""
+    from collections import Counter
+
+    total = sum(len(w) for w in words)
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams or total == 0:
+        return 0.0
+    counts = Counter(grams)
+    top = max(counts.values())
+    if top == 1:
+        return 0.0
+    if n <= 4:
+        return max(sum(len(w) for w in g) for g, c in counts.items() if c == top) * top / total
+    covered = {j for i, g in enumerate(grams) if counts[g] > 1 for j in range(i, i + n)}
+    return sum(len(words[j]) for j in covered) / total
+
+
+def test_fast_ngram_rules_match_the_reference_on_real_pages(warc_dir):
+    from udfs.ingest import FileReport, IngestConfig, iter_documents
+    from udfs.steps import GopherRepetition, _ngram_fractions
+    from udfs.text import uax29_words
+
+    files = [str(REPO / "sample" / "warc" / "sample-0000.warc.gz"), str(warc_dir / "resiliparse" / "warcfile.warc.gz")]
+    texts = [d["text"] for f in files for d in iter_documents(f, IngestConfig(), FileReport(f), "t")]
+    texts += ["buy now " * 50 + " ".join(f"w{i}" for i in range(100)), "a b c d e f " * 30]
+    limits = GopherRepetition.NGRAM_MAX
+    for t in texts:
+        words = uax29_words(t)
+        expected = next(((n, lim) for n, lim in limits.items() if _reference_ngram_share(words, n) > lim), None)
+        assert _ngram_fractions(words, limits) == expected
