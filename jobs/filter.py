@@ -175,7 +175,9 @@ def main(argv=None) -> int:
             rej_cols.append("text")
         decided.filter(~F.col("_kept")).select(*rej_cols).write.format("delta").mode("overwrite") \
             .option("overwriteSchema", "true").save(table_path(args.lake, f"{args.output}_rejected"))
+        t1 = time.perf_counter()
         rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
+        log.info(kv(phase="write", outputs_seconds=round(t1 - t0, 1), stats_seconds=round(time.perf_counter() - t1, 1)))
     finally:
         decided.unpersist()
     stats_schema = ("run_id string, pipeline string, step string, step_index int, reason string, "

