@@ -21,7 +21,7 @@ DEFAULT_LAKE = "./lake"
 
 def lake_root(lake: str) -> str:
     """Normalise ``--lake``: local folders become absolute paths, URIs stay as given."""
-    return local_path(lake) if is_local(lake) and not lake.startswith("dbfs:") else lake.rstrip("/")
+    return local_path(lake) if is_local(lake) else lake.rstrip("/")
 
 
 def table_path(lake: str, table: str) -> str:

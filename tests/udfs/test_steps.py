@@ -171,3 +171,41 @@ def test_fast_ngram_rules_match_the_reference_on_real_pages(warc_dir):
         words = uax29_words(t)
         expected = next(((n, lim) for n, lim in limits.items() if _reference_ngram_share(words, n) > lim), None)
         assert _ngram_fractions(words, limits) == expected
+
+
+SENT = "This sentence ends with a period."
+
+
+def test_c4_line_and_page_rules():
+    f = step("c4_quality_filter")
+    doc = Doc("\n".join([SENT] * 5 + ["Enable JavaScript to see this page.", "no terminal punctuation here",
+                                       "Too short.", "Read our privacy policy today.", "Fact [1] stands here."]))
+    assert f.apply(doc) is None
+    assert doc.text.split("\n") == [SENT] * 5 + ["Fact  stands here."]
+    assert step("c4_quality_filter").apply(Doc("\n".join([SENT] * 4))) == "sentences<5"
+    assert step("c4_quality_filter").apply(Doc(SENT + " Lorem ipsum dolor.")) == "lorem_ipsum"
+    assert step("c4_quality_filter").apply(Doc(SENT + " x = {1}.")) == "curly_bracket"
+
+
+def test_c4_bad_words_whole_words_only():
+    f = step("c4_badwords_filter")
+    assert f.apply(Doc("A walk through Scunthorpe and the assessment of grass.")) is None
+    assert f.apply(Doc("Some text with boobs in it.")) == "bad_word:boobs"
+
+
+def test_fineweb_rules():
+    f = step("fineweb_quality_filter")
+    long_lines = [f"This is line number {i} of a fairly ordinary paragraph of text." for i in range(20)]
+    assert f.apply(Doc("\n".join(long_lines))) is None
+    # 2 of 20 lines end in punctuation = 0.10 < 0.12
+    no_punct = [ln.rstrip(".") for ln in long_lines[:18]] + long_lines[18:]
+    assert f.apply(Doc("\n".join(no_punct))) == "line_punct<0.12"
+    short = ["Short line."] * 14 + long_lines[:6]  # 14 of 20 = 0.7 short
+    assert step("fineweb_quality_filter", char_duplicates_ratio=1.0).apply(Doc("\n".join(short))) == "short_lines>0.67"
+    dup = long_lines + [long_lines[0]]  # ~5% of characters duplicated
+    assert f.apply(Doc("\n".join(dup))) == "dup_line_chars>0.01"
+
+
+def test_every_shipped_pipeline_loads():
+    for name in ("dclm_baseline", "refinedweb", "gopher", "c4", "fineweb"):
+        assert load(REPO / "conf" / "pipelines" / f"{name}.yaml").name == name
