@@ -39,6 +39,17 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Parse a YAML file, or raise :class:`ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any] | None = None) -> M:
     """Load ``path`` (YAML) into ``model``, apply ``overrides`` (dotted keys), validate strictly.
 
@@ -47,13 +58,7 @@ def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any
     source = str(path) if path is not None else "<defaults>"
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{source}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        loaded = read_yaml(path, "config file")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

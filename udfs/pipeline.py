@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from lakesift.config import ConfigError
+from lakesift.config import ConfigError, read_yaml
 from udfs.steps import REGISTRY, Doc, Step
 
 
@@ -100,11 +99,4 @@ def build(spec: dict, source: str = "<inline>") -> Pipeline:
 
 
 def load(path: str | Path) -> Pipeline:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return build(spec, str(path))
+    return build(read_yaml(path, "pipeline file"), str(path))
