@@ -14,7 +14,7 @@ export LAKESIFT_SHARED := $(SHARED)
 # Tiny models and fastText run best single-threaded on 2 shared cores.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,7 +30,12 @@ test: setup
 	$(PY) -m pytest -q
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow || test $$? -eq 5   # exit 5: no slow tests collected
+
+# Keep / drop agreement with DCLM's own mappers: needs a checkout of mlfoundations/dclm and a Python
+# with its dependencies (DCLM_PYTHON; see bench/dclm_conformance.py).
+conformance: setup
+	$(PY) bench/dclm_conformance.py --dclm $(DCLM)
 
 bench: setup
 	$(PY) bench/extraction_quality.py --shared $(SHARED)
