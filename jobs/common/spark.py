@@ -90,7 +90,8 @@ def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
             builder = builder.config(key, value)
         log.info("starting embedded Spark master=%s delta=%s", master, conf["spark.jars.packages"])
         spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel(os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
+    # spark-submit's default log4j configuration prints every Delta snapshot at INFO.
+    spark.sparkContext.setLogLevel(os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
     _check_delta(spark)
     return spark
 
