@@ -28,9 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `spark-submit jobs/filter.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml
-
-from lakesift.config import ConfigError
+from lakesift.config import ConfigError, read_yaml_bytes
 from lakesift.log import get_logger, kv
 
 log = get_logger("filter")
@@ -55,11 +53,16 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def pipeline_fingerprint(path: str) -> str:
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
+def read_pipeline(path: str):
+    """Read the pipeline file once: its parsed spec (validated by building it) and a hash of its bytes."""
+    from udfs.pipeline import build
+
+    raw, spec = read_yaml_bytes(path, "pipeline file")
+
+    return spec, build(spec, path), hashlib.sha1(raw).hexdigest()[:10]
 
 
-def make_task(config_path: str, spec_text: str, schema, run_id: str, keep_rejected_text: bool):
+def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_text: bool):
     """``mapInArrow`` function: run the pipeline on each document, one output row per input row."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -67,21 +70,21 @@ def make_task(config_path: str, spec_text: str, schema, run_id: str, keep_reject
 
     def task(batches):
         import pyarrow as pa
-        import yaml
 
         from udfs.pipeline import build
 
-        pipe = build(yaml.safe_load(spec_text), config_path)
+        pipe = build(spec, config_path)
         names = arrow_schema.names
         for b in batches:
             cols = b.to_pydict()
             n = b.num_rows
             out = {k: list(cols[k]) if k in cols else [None] * n for k in names}
+            none = [None] * n
+            texts, urls = cols["text"], cols.get("url", none)
+            langs, scores = cols.get("language", none), cols.get("language_score", none)
             for i in range(n):
-                text = cols["text"][i] or ""
-                meta = {"language": cols.get("language", [None] * n)[i],
-                        "language_score": cols.get("language_score", [None] * n)[i]}
-                o = pipe.run(text, cols.get("url", [None] * n)[i], meta)
+                text = texts[i] or ""
+                o = pipe.run(text, urls[i], {"language": langs[i], "language_score": scores[i]})
                 out["_kept"][i] = o.kept
                 out["_step"][i] = o.step
                 out["_reason"][i] = o.reason
@@ -135,10 +138,8 @@ def step_stats(spark, decided, step_ids: list[str], run_id: str, pipeline: str):
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
-    from udfs.pipeline import load
-
     try:
-        pipe = load(args.config)  # validates every step before Spark starts
+        spec, pipe, fingerprint = read_pipeline(args.config)  # validates every step before Spark starts
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
         print(f"error: no Delta table at {in_path} (run jobs/ingest.py first)", file=sys.stderr)
         return 2
     version = DeltaTable.forPath(spark, in_path).history(1).select("version").first()[0]
-    run_id = f"filter-{pipe.name}-{pipeline_fingerprint(args.config)}-{args.input}-v{version}"
+    run_id = f"filter-{pipe.name}-{fingerprint}-{args.input}-v{version}"
     docs = spark.read.format("delta").load(in_path)
     log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(pipe.steps)))
 
@@ -170,8 +171,7 @@ def main(argv=None) -> int:
              T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
              T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType())]
     schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + extra)
-    spec_text = Path(args.config).read_text(encoding="utf-8")
-    decided = docs.mapInArrow(make_task(args.config, spec_text, schema, run_id, args.rejected_text), schema) \
+    decided = docs.mapInArrow(make_task(args.config, spec, schema, run_id, args.rejected_text), schema) \
         .persist(StorageLevel.MEMORY_AND_DISK)
     t0 = time.perf_counter()
     try:
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
     kept_n = funnel[-1][6] if funnel else 0
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
-    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": yaml.safe_load(spec_text)},
+    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": spec},
                sys.argv if argv is None else ["jobs/filter.py", *argv], started, "succeeded",
                {"documents_in": n_in, "kept": kept_n})
     log.info(kv(run_id=run_id, documents_in=n_in, kept=kept_n, seconds=round(time.perf_counter() - t0, 1)))

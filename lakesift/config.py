@@ -39,15 +39,22 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def read_yaml(path: str | Path, what: str = "file") -> Any:
-    """Parse a YAML file, or raise :class:`ConfigError` naming the file."""
+def read_yaml_bytes(path: str | Path, what: str = "file") -> tuple[bytes, Any]:
+    """The raw bytes of a YAML file (for hashing) and its parsed content; :class:`ConfigError` naming
+    the file when it is missing or not YAML."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{path}: {what} not found")
+    raw = p.read_bytes()
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        return raw, yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Parse a YAML file, or raise :class:`ConfigError` naming the file."""
+    return read_yaml_bytes(path, what)[1]
 
 
 def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any] | None = None) -> M:

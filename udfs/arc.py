@@ -45,6 +45,17 @@ def _warc_date(arc_date: bytes) -> str | None:
     return f"{d[0:4]}-{d[4:6]}-{d[6:8]}T{d[8:10]}:{d[10:12]}:{d[12:14]}Z"
 
 
+def _length(field: bytes, what: str) -> int:
+    """A non-negative byte count from an ARC header field, or :class:`ArcFormatError`."""
+    try:
+        n = int(field)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ArcFormatError(f"bad {what} {field.decode('ascii', 'replace')}")
+    return n
+
+
 def iter_arc_records(stream: BinaryIO, name: str = "") -> Iterator:
     """Yield FastWARC ``WarcRecord`` objects, one per ARC record after the ``filedesc`` one.
 
@@ -58,14 +69,7 @@ def iter_arc_records(stream: BinaryIO, name: str = "") -> Iterator:
     first = f.readline()
     if not first.startswith(b"filedesc://"):
         raise ArcFormatError("not an ARC file: no filedesc:// record")
-    fields = first.split()
-    try:
-        desc_len = int(fields[-1])
-    except ValueError as exc:
-        raise ArcFormatError(f"bad filedesc length {fields[-1]!r}") from exc
-    if desc_len < 0:
-        raise ArcFormatError(f"bad filedesc length {desc_len}")
-    desc = f.read(desc_len)
+    desc = f.read(_length(first.split()[-1], "filedesc length"))
     version = desc.split(b" ", 1)[0] if desc else b"1"
     n_fixed = 9 if version == b"2" else 4  # fields after the URL, the length included
     index = 0
@@ -79,12 +83,7 @@ def iter_arc_records(stream: BinaryIO, name: str = "") -> Iterator:
         parts = line.split(b" ")
         if len(parts) < n_fixed + 1:
             raise ArcFormatError(f"bad ARC header line {line[:120]!r}")
-        try:
-            length = int(parts[-1])
-        except ValueError as exc:
-            raise ArcFormatError(f"bad ARC record length in {line[:120]!r}") from exc
-        if length < 0:
-            raise ArcFormatError(f"negative ARC record length in {line[:120]!r}")
+        length = _length(parts[-1], f"ARC record length in {line[:120]!r}:")
         url = b" ".join(parts[:-n_fixed]).decode("utf-8", "replace")
         date = _warc_date(parts[-n_fixed + 1])
         content = f.read(length)  # may come back short: the truncation check downstream sees it

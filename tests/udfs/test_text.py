@@ -2,8 +2,6 @@
 
 import glob
 
-import pytest
-
 from tests.conftest import REPO
 from udfs.ingest import FileReport, IngestConfig, iter_documents
 from udfs.text import fasttext_words, lines, paragraphs, uax29_words
@@ -26,7 +24,7 @@ def test_uax29_words_on_tricky_strings():
 
 
 def test_uax29_words_match_uniseg_on_real_documents(shared):
-    uniseg = pytest.importorskip("uniseg.wordbreak")
+    from uniseg import wordbreak as uniseg  # a dev dependency: missing it must fail, not skip
     files = sorted(glob.glob(str(REPO / "sample" / "warc" / "*.warc.gz")))[:2]
     files += [str(shared / "data" / "warc" / "resiliparse" / n) for n in ("warcfile.warc.gz", "clueweb-quirk.warc.gz")]
     texts = [d["text"] for f in files for d in iter_documents(f, IngestConfig(), FileReport(f), "t")]
