@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 CONFIG = REPO / "conf" / "pipelines" / "dclm_baseline.yaml"
+# the heuristic part (the quality classifier has its own benchmark, bench/quality_speed.py)
+SKIP = ["quality", "quality_threshold"]
 PEER_PY = os.environ.get("DATATROVE_PYTHON", str(Path.home() / ".cache/lakesift/bench-venv/bin/python"))
 
 PREP = """
@@ -79,7 +81,7 @@ def prepare(shared: Path, out: Path, copies: int) -> tuple[Path, Path, int]:
 def ours_python(jsonl: Path) -> tuple[float, int, int]:
     from udfs.pipeline import load
 
-    pipe = load(CONFIG)
+    pipe = load(CONFIG, skips=SKIP)
     docs = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
     t0 = time.perf_counter()
     kept = 0
@@ -91,7 +93,7 @@ def ours_python(jsonl: Path) -> tuple[float, int, int]:
 def ours_spark(lake: Path) -> tuple[float, int]:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(REPO / "jobs" / "filter.py"), "--config", str(CONFIG),
-                           "--lake", str(lake)], capture_output=True, text=True)
+                           "--lake", str(lake), "--skip", ",".join(SKIP)], capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])

@@ -46,6 +46,11 @@ def parse_args(argv):
     p.add_argument("--input", default="documents", help="input table name under the lake (default documents)")
     p.add_argument("--output", default="filtered", help="output table name (default filtered)")
     p.add_argument("--rejected-text", action="store_true", help="also store the text of rejected documents")
+    p.add_argument("--set", action="append", default=[], metavar="STEP.PARAM=VALUE", dest="sets",
+                   help="override a step parameter, e.g. --set quality.model=lake/models/quality/model.bin "
+                   "(VALUE is YAML; repeatable)")
+    p.add_argument("--skip", action="append", default=[], metavar="STEP[,STEP]",
+                   help="leave steps out by id, e.g. --skip quality,quality_threshold (repeatable)")
     p.add_argument("--partition-mb", type=int, default=16,
                    help="input bytes per task (default 16: many small tasks balance a CPU-bound Python stage)")
     p.add_argument("--batch-rows", type=int, default=512,
@@ -53,52 +58,139 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def read_pipeline(path: str):
-    """Read the pipeline file once: its parsed spec (validated by building it) and a hash of its bytes."""
-    from udfs.pipeline import build
+def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None):
+    """Read the pipeline file once and apply command-line overrides: the spec, the built pipeline
+    (validated) and a fingerprint of the file's bytes and the overrides."""
+    from udfs.pipeline import build, override
 
     raw, spec = read_yaml_bytes(path, "pipeline file")
+    if sets or skips:
+        spec = override(spec, sets, skips, path)
+    h = hashlib.sha1(raw)
+    for item in [*(sets or []), "--skip", *(skips or [])]:
+        h.update(b"\0" + item.encode())
+    return spec, build(spec, path), h.hexdigest()[:10]
 
-    return spec, build(spec, path), hashlib.sha1(raw).hexdigest()[:10]
+
+def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], str]:
+    """Driver side, before any task: fetch and check model files, ship each to the executors once
+    (``SparkContext.addFile``), and pin the text normalisation a model was trained with into the spec.
+    Returns {step id: shipped file name} and a digest of the model files (part of the run id)."""
+    import os
+    import tempfile
+
+    from udfs import quality
+
+    shipped: dict[str, str] = {}
+    digests = []
+    stage = None
+    for (sid, step), raw in zip(pipe.steps, spec["steps"], strict=True):
+        try:
+            step.prepare()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"step {sid} ({step.name}): {exc}") from None
+        local = getattr(step, "local_path", None)
+        if not local:
+            continue
+        digest = quality.file_digest(local)
+        digests.append(digest)
+        if getattr(step.p, "normalization", "absent") is None:
+            norm = quality.model_normalization(local)
+            if norm is not None:
+                raw["normalization"] = norm.model_dump()
+        # unique name per file content, so two steps' "model.bin" do not collide among SparkFiles
+        name = f"{sid}-{digest}-{os.path.basename(local)}"
+        stage = stage or tempfile.mkdtemp(prefix="lakesift-ship-")
+        link = os.path.join(stage, name)
+        try:
+            os.link(local, link)
+        except OSError:
+            os.symlink(os.path.abspath(local), link)
+        spark.sparkContext.addFile(link)
+        shipped[sid] = name
+    return shipped, hashlib.sha1("".join(digests).encode()).hexdigest()[:10] if digests else ""
 
 
-def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_text: bool):
-    """``mapInArrow`` function: run the pipeline on each document, one output row per input row."""
+def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_text: bool,
+              start: int, end: int, thresholds: dict[str, float], shipped: dict[str, str],
+              carry_meta: bool):
+    """``mapInArrow`` function: run steps ``start..end`` on each document, one output row per input row.
+
+    The first segment starts from the input table; a later one (after a corpus-wide threshold) starts
+    from the kept rows of the previous one, whose metadata travels as JSON in ``_meta``."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_schema = to_arrow_schema(schema, timezone="UTC")
 
     def task(batches):
+        import json
+
         import pyarrow as pa
 
         from udfs.pipeline import build
 
         pipe = build(spec, config_path)
-        names = arrow_schema.names
+        steps = dict(pipe.steps)
+        for sid, t in thresholds.items():
+            steps[sid].resolve(t)
+        if shipped:
+            from pyspark import SparkFiles
+
+            for sid, name in shipped.items():
+                steps[sid].local_path = SparkFiles.get(name)
+        # Columns the pipeline does not touch pass through as Arrow arrays, never converted to Python
+        # objects (the text too, when no step in this segment rewrites it).
+        rewrites = any(step.kind == "modifier" for _, step in pipe.steps[start:end])
+        enriched = list(pipe.columns())
+        reads = pipe.reads()
+        wanted = {"text", "url", "language", "language_score", "_meta", "_chars_after", "_chars_in", *reads}
         for b in batches:
-            cols = b.to_pydict()
             n = b.num_rows
-            out = {k: list(cols[k]) if k in cols else [None] * n for k in names}
+            present = set(b.schema.names)
+            cols = {k: b.column(k).to_pylist() for k in wanted if k in present}
             none = [None] * n
-            texts, urls = cols["text"], cols.get("url", none)
-            langs, scores = cols.get("language", none), cols.get("language_score", none)
-            for i in range(n):
-                text = texts[i] or ""
-                o = pipe.run(text, urls[i], {"language": langs[i], "language_score": scores[i]})
-                out["_kept"][i] = o.kept
-                out["_step"][i] = o.step
-                out["_reason"][i] = o.reason
-                out["_chars_in"][i] = len(text)
-                out["_chars_after"][i] = o.chars_after
-                out["_run_id"][i] = run_id
-                if o.kept or keep_rejected_text:
-                    out["text"][i] = o.text
+            texts = [t or "" for t in cols["text"]]
+            urls = cols.get("url", none)
+            if "_meta" in cols:
+                metas = [json.loads(m) if m else {} for m in cols["_meta"]]
+                before = [list(a or []) for a in cols["_chars_after"]]
+                chars_in = cols["_chars_in"]
+            else:
+                langs, scores = cols.get("language", none), cols.get("language_score", none)
+                metas = [{"language": langs[i], "language_score": scores[i]} for i in range(n)]
+                for k in reads:
+                    if k in cols:
+                        for i in range(n):
+                            metas[i][k] = cols[k][i]
+                before = [[] for _ in range(n)]
+                chars_in = [len(t) for t in texts]
+            outcomes = pipe.run_batch(texts, urls, metas, start, end)
+            out = {
+                "_kept": [o.kept for o in outcomes],
+                "_step": [o.step for o in outcomes],
+                "_reason": [o.reason for o in outcomes],
+                "_chars_in": chars_in,
+                "_chars_after": [before[i] + o.chars_after for i, o in enumerate(outcomes)],
+                "_run_id": [run_id] * n,
+                "_meta": [json.dumps(o.meta, default=str) if carry_meta and o.kept else None for o in outcomes],
+            }
+            if rewrites:
+                out["text"] = [o.text if (o.kept or keep_rejected_text) else None for o in outcomes]
+            if "language" in present and "language_score" in present:
+                out["language"] = [o.meta.get("language", cols["language"][i]) for i, o in enumerate(outcomes)]
+                out["language_score"] = [o.meta.get("language_score", cols["language_score"][i])
+                                         for i, o in enumerate(outcomes)]
+            for k in enriched:
+                out[k] = [o.meta.get(k) for o in outcomes]
+            arrays = []
+            for field in arrow_schema:
+                if field.name in out:
+                    arrays.append(pa.array(out[field.name], type=field.type))
+                elif field.name in present:
+                    arrays.append(b.column(field.name))
                 else:
-                    out["text"][i] = None
-                if "language" in out and o.meta.get("language") is not None:
-                    out["language"][i] = o.meta["language"]
-                    out["language_score"][i] = o.meta["language_score"]
-            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
+                    arrays.append(pa.nulls(n, field.type))
+            yield pa.RecordBatch.from_arrays(arrays, schema=arrow_schema)
 
     return task
 
@@ -139,7 +231,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
     try:
-        spec, pipe, fingerprint = read_pipeline(args.config)  # validates every step before Spark starts
+        skips = [x.strip() for item in args.skip for x in item.split(",") if x.strip()]
+        # validates every step before Spark starts
+        spec, pipe, fingerprint = read_pipeline(args.config, args.sets, skips)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -163,23 +257,59 @@ def main(argv=None) -> int:
         print(f"error: no Delta table at {in_path} (run jobs/ingest.py first)", file=sys.stderr)
         return 2
     version = DeltaTable.forPath(spark, in_path).history(1).select("version").first()[0]
+    try:
+        shipped, model_digest = prepare_steps(spark, pipe, spec)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if model_digest:
+        fingerprint = hashlib.sha1(f"{fingerprint}{model_digest}".encode()).hexdigest()[:10]
     run_id = f"filter-{pipe.name}-{fingerprint}-{args.input}-v{version}"
     docs = spark.read.format("delta").load(in_path)
-    log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(pipe.steps)))
+    segments = pipe.segments()
+    log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(pipe.steps),
+                segments=len(segments)))
 
     extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
              T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
-             T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType())]
-    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + extra)
-    decided = docs.mapInArrow(make_task(args.config, spec, schema, run_id, args.rejected_text), schema) \
-        .persist(StorageLevel.MEMORY_AND_DISK)
+             T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType()),
+             T.StructField("_meta", T.StringType())]
+    added = [T.StructField(k, T._parse_datatype_string(t), True) for k, t in pipe.columns().items()
+             if k not in docs.columns]
+    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + added + extra)
+    enriched = list(pipe.columns())
+    thresholds: dict[str, float] = {}
+    persisted, parts = [], []
+    current = docs
     t0 = time.perf_counter()
     try:
+        for k, (start, end) in enumerate(segments):
+            sid, step = pipe.steps[start]
+            if step.needs_corpus_stat():
+                # one approximate quantile over every page reaching this step, across all partitions
+                q = step.quantile()
+                got = current.approxQuantile(step.p.key, [q], step.p.relative_error)
+                thresholds[sid] = got[0] if got else float("inf")
+                log.info(kv(step=sid, key=step.p.key, top_fraction=step.p.top_fraction, quantile=q,
+                            threshold=thresholds[sid]))
+            last = k == len(segments) - 1
+            task = make_task(args.config, spec, schema, run_id, args.rejected_text, start, end,
+                             dict(thresholds), shipped, carry_meta=not last)
+            out = current.mapInArrow(task, schema).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(out)
+            if last:
+                parts.append(out)
+            else:
+                parts.append(out.filter(~F.col("_kept")))
+                current = out.filter("_kept")
+        decided = parts[0]
+        for part in parts[1:]:
+            decided = decided.unionByName(part)
         kept = decided.filter("_kept").drop(*[f.name for f in extra]).withColumn("filter_run_id", F.lit(run_id))
         kept.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
             .save(table_path(args.lake, args.output))
         rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
-                    F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars")]
+                    F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"), *enriched]
         if args.rejected_text:
             rej_cols.append("text")
         decided.filter(~F.col("_kept")).select(*rej_cols).write.format("delta").mode("overwrite") \
@@ -188,7 +318,8 @@ def main(argv=None) -> int:
         rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
         log.info(kv(phase="write", outputs_seconds=round(t1 - t0, 1), stats_seconds=round(time.perf_counter() - t1, 1)))
     finally:
-        decided.unpersist()
+        for df in persisted:
+            df.unpersist()
     stats_schema = ("run_id string, pipeline string, step string, step_index int, reason string, "
                     "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
     stats = spark.createDataFrame(rows, stats_schema)
@@ -207,9 +338,14 @@ def main(argv=None) -> int:
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
     kept_n = funnel[-1][6] if funnel else 0
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
-    record_run(spark, args.lake, run_id, "filter", {"config": args.config, "pipeline": spec},
+    for sid, t in thresholds.items():
+        step = dict(pipe.steps)[sid]
+        print(f"{sid}: top_fraction {step.p.top_fraction:g} of {step.p.key} -> threshold {t:.6g}")
+    record_run(spark, args.lake, run_id, "filter",
+               {"config": args.config, "pipeline": spec, "set": args.sets, "skip": skips,
+                "thresholds": thresholds},
                sys.argv if argv is None else ["jobs/filter.py", *argv], started, "succeeded",
-               {"documents_in": n_in, "kept": kept_n})
+               {"documents_in": n_in, "kept": kept_n, **{f"threshold_{k}": v for k, v in thresholds.items()}})
     log.info(kv(run_id=run_id, documents_in=n_in, kept=kept_n, seconds=round(time.perf_counter() - t0, 1)))
     return 0
 
