@@ -26,8 +26,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-if __package__ in (None, ""):  # `spark-submit jobs/ingest.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # `spark-submit jobs/ingest.py`: the repository, not jobs/, first on sys.path
+    # (jobs/tokenize.py would otherwise shadow the standard library's `tokenize` module)
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lakesift.config import ConfigError, config_fingerprint, load_model
 from lakesift.io import InputError, expand_inputs

@@ -28,8 +28,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-if __package__ in (None, ""):  # `spark-submit jobs/train_quality.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # `spark-submit jobs/train_quality.py`: the repository, not jobs/, first on sys.path
+    # (jobs/tokenize.py would otherwise shadow the standard library's `tokenize` module)
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lakesift.config import ConfigError, load_model
 from lakesift.log import get_logger, kv

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 import yaml
+from pydantic import ValidationError
 
 from lakesift.config import ConfigError, read_yaml
 from udfs.steps import REGISTRY, Doc, Step

@@ -6,8 +6,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import filter as filter_job
-from jobs import ingest
-from jobs import train_quality
+from jobs import ingest, train_quality
 from tests.conftest import REPO
 from udfs.pipeline import load
 
