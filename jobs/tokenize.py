@@ -191,6 +191,7 @@ def write_task(out: str, columns: dict, size_limit, compression, write_ids: bool
 
         writer, current, written = None, None, []
         count = 0
+        per_source: dict[str, int] = {}
 
         def close():
             if writer is not None:
@@ -212,11 +213,15 @@ def write_task(out: str, columns: dict, size_limit, compression, write_ids: bool
                     sample["source"] = src
                 writer.write(sample)
                 count += 1
+                per_source[src] = per_source.get(src, 0) + 1
         close()
         if written:
+            import json
+
             yield pa.RecordBatch.from_arrays([pa.array([g for g, _ in written], pa.int64()),
-                                              pa.array([c for _, c in written], pa.int64())],
-                                             names=["shard_group", "samples"])
+                                              pa.array([c for _, c in written], pa.int64()),
+                                              pa.array([json.dumps(per_source)] + [None] * (len(written) - 1))],
+                                             names=["shard_group", "samples", "per_source"])
 
     return task
 
@@ -356,6 +361,8 @@ def main(argv=None) -> int:
         F.sum("pad").alias("padding"), F.sum("dropped").alias("dropped"),
         F.count(F.col("tokens")).alias("sequences")).collect()}
     tokens_in = {s.name: int(per_source[s.name].tokens) if s.name in per_source else 0 for s in cfg.sources}
+    log.info(kv(phase="tokenize+pack", sequences=sum(int(r.sequences) for r in per_source.values()),
+                tokens=sum(tokens_in.values()), seconds=round(time.perf_counter() - t_start, 1)))
 
     # 4. mix
     from udfs.tokenizing import frequencies
@@ -392,8 +399,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     written = shuffled.mapInArrow(
         write_task(args.out, columns, cfg.output.size_limit, cfg.output.compression, cfg.output.write_ids, dtype),
-        "shard_group long, samples long").collect()
+        "shard_group long, samples long, per_source string").collect()
     write_seconds = time.perf_counter() - t0
+    log.info(kv(phase="shuffle+write", shard_groups=n_groups, seconds=round(write_seconds, 1)))
     from streaming.base.util import merge_index
 
     from lakesift.io import is_local, local_path
@@ -403,7 +411,12 @@ def main(argv=None) -> int:
     merge_index(folders, out_root, keep_local=True)
     index_json = json.loads(Path(out_root, "index.json").read_text()) if is_local(args.out) else None
     shards = len(index_json["shards"]) if index_json else None
-    per_written = {r.source: r.n for r in mixed.groupBy("source").agg(F.count("*").alias("n")).collect()}
+    per_written: dict[str, int] = {}
+    for r in written:
+        for k, v in json.loads(r.per_source or "{}").items():
+            per_written[k] = per_written.get(k, 0) + v
+    if not sum(per_written.values()) == sum(r.samples for r in written) == n_written:
+        raise RuntimeError(f"written samples {sum(r.samples for r in written)} != sequences {n_written}")
     for df in persisted:
         df.unpersist()
 
