@@ -1,0 +1,42 @@
+"""The final model as a plain folder: ``model.safetensors`` (full fp32 weights) and ``config.json``
+(the scale's model shape), and the loader for it.
+
+    from training.export import load
+    model = load("runs/demo/final")          # a training.model.Transformer in eval mode
+    logits = model(torch.tensor([[1, 2, 3]]))
+
+This is a documented loader rather than a ``transformers`` architecture: the open_lm block layout
+(qk-norm without parameters, gain-only LayerNorm) has no exact ``transformers`` counterpart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def export(model, scale, out: Path) -> None:
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous().float() for k, v in state.items()}, str(out / "model.safetensors"))
+        (out / "config.json").write_text(json.dumps({"format": "lakesift-open_lm", "scale": scale.name,
+                                                     "model": scale.model.model_dump()}, indent=1))
+
+
+def load(folder: str | Path, device: str = "cpu"):
+    from safetensors.torch import load_file
+
+    from training.config import ModelConfig
+    from training.model import Transformer
+
+    folder = Path(folder)
+    cfg = ModelConfig.model_validate(json.loads((folder / "config.json").read_text())["model"])
+    model = Transformer(cfg)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.to(device).eval()

@@ -1,0 +1,193 @@
+"""A decoder-only transformer in the open_lm style DCLM trained.
+
+Pre-norm blocks; gain-only LayerNorm (no bias) before attention, before the MLP and at the end;
+qk-norm (LayerNorm of the query and key projections, without parameters, so the parameter count
+equals DCLM's published counts: 411,616,256 / 1,439,795,200 / 6,889,410,560); rotary positions;
+SwiGLU MLP of width ``256 * ceil(int(8d/3) / 256)``; untied input and output embeddings; no biases.
+Attention goes through ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU).
+Init: truncated normal with std ``1/sqrt(d)`` (``1/sqrt(hidden)`` for the MLP's output), output
+projections of layer ``i`` scaled by ``1/sqrt(2 (i + 1))``, as open_lm does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.config import ModelConfig
+
+
+class GainLayerNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x, (x.shape[-1],), self.weight, None, self.eps)
+
+    def reset_parameters(self):
+        nn.init.ones_(self.weight)
+
+
+def rope_tables(head_dim: int, seq_len: int, base: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    t = torch.arange(seq_len, device=device, dtype=torch.float32)
+    freqs = torch.outer(t, inv)
+    return freqs.cos(), freqs.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (batch, heads, seq, head_dim); rotate pairs (even, odd halves) by position."""
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_id: int):
+        super().__init__()
+        d, self.h = cfg.d_model, cfg.n_heads
+        self.head_dim = d // cfg.n_heads
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+        self.qk_norm, self.eps = cfg.qk_norm, cfg.norm_eps
+        self.layer_id, self.d = layer_id, d
+
+    def forward(self, x, cos, sin):
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        if self.qk_norm:
+            q = F.layer_norm(q, (d,), None, None, self.eps)
+            k = F.layer_norm(k, (d,), None, None, self.eps)
+        q, k, v = (t.view(b, s, self.h, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y.transpose(1, 2).reshape(b, s, d))
+
+    def reset_parameters(self):
+        std = 1.0 / math.sqrt(self.d)
+        nn.init.trunc_normal_(self.qkv.weight, std=std, a=-3 * std, b=3 * std)
+        std_o = std / math.sqrt(2 * (self.layer_id + 1))
+        nn.init.trunc_normal_(self.out.weight, std=std_o, a=-3 * std_o, b=3 * std_o)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_id: int):
+        super().__init__()
+        self.hidden, self.d, self.layer_id = cfg.ffn_hidden, cfg.d_model, layer_id
+        self.w12 = nn.Linear(cfg.d_model, 2 * self.hidden, bias=False)
+        self.w3 = nn.Linear(self.hidden, cfg.d_model, bias=False)
+
+    def forward(self, x):
+        a, g = self.w12(x).chunk(2, dim=-1)
+        return self.w3(F.silu(a) * g)
+
+    def reset_parameters(self):
+        std = 1.0 / math.sqrt(self.d)
+        nn.init.trunc_normal_(self.w12.weight, std=std, a=-3 * std, b=3 * std)
+        std_o = 1.0 / math.sqrt(self.hidden) / math.sqrt(2 * (self.layer_id + 1))
+        nn.init.trunc_normal_(self.w3.weight, std=std_o, a=-3 * std_o, b=3 * std_o)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_id: int):
+        super().__init__()
+        self.attn_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, layer_id)
+        self.ffn_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = SwiGLU(cfg, layer_id)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(self.attn_norm(x), cos, sin)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.activation_checkpointing = False
+
+    def init_weights(self):
+        std = 1.0 / math.sqrt(self.cfg.d_model)
+        nn.init.trunc_normal_(self.embed.weight, std=std, a=-3 * std, b=3 * std)
+        nn.init.trunc_normal_(self.head.weight, std=std, a=-3 * std, b=3 * std)
+        for m in self.modules():
+            if m is not self and hasattr(m, "reset_parameters") and not isinstance(m, nn.Linear | nn.Embedding):
+                m.reset_parameters()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.embed(tokens)
+        cos, sin = rope_tables(self.cfg.d_model // self.cfg.n_heads, tokens.shape[1], self.cfg.rope_base, tokens.device)
+        for layer in self.layers:
+            if self.activation_checkpointing and self.training:
+                from torch.utils.checkpoint import checkpoint
+
+                h = checkpoint(layer, h, cos, sin, use_reentrant=False)
+            else:
+                h = layer(h, cos, sin)
+        return self.head(self.norm(h))
+
+
+def init_tensor(name: str, shape, cfg: ModelConfig, gen: torch.Generator) -> torch.Tensor:
+    """The initial value of parameter ``name`` (fp32, CPU), from ``gen`` alone: the same values
+    whatever the number of ranks the parameter is later sharded over."""
+    t = torch.empty(shape, dtype=torch.float32)
+    if name.endswith("norm.weight"):
+        return t.fill_(1.0)
+    d = cfg.d_model
+    layer = int(name.split(".")[1]) if name.startswith("layers.") else 0
+    if name.endswith("attn.out.weight"):
+        std = 1.0 / math.sqrt(d) / math.sqrt(2 * (layer + 1))
+    elif name.endswith("ffn.w3.weight"):
+        std = 1.0 / math.sqrt(cfg.ffn_hidden) / math.sqrt(2 * (layer + 1))
+    else:  # embeddings, output head, qkv, w12
+        std = 1.0 / math.sqrt(d)
+    return nn.init.trunc_normal_(t, std=std, a=-3 * std, b=3 * std, generator=gen)
+
+
+@torch.no_grad()
+def init_parameters(model: Transformer, seed: int) -> None:
+    """Initialise every parameter from a per-parameter seeded generator. Works on plain tensors and
+    on FSDP2's sharded DTensors (each rank copies its shard of the full value)."""
+    import zlib
+
+    for name, p in model.named_parameters():
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+        full = init_tensor(name, tuple(p.shape), model.cfg, gen)
+        if hasattr(p, "device_mesh"):  # DTensor
+            from torch.distributed.tensor import distribute_tensor
+
+            local = distribute_tensor(full.to(p.device), p.device_mesh, p.placements).to_local()
+            p.to_local().copy_(local)
+        else:
+            p.copy_(full.to(p.device))
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_token(cfg: ModelConfig, params: int) -> int:
+    """Training FLOPs per token as torchtitan counts them: 6 x (parameters without the input
+    embedding) for the matmuls, plus 12 x layers x heads x head_dim x seq for attention scores."""
+    non_embed = params - cfg.vocab_size * cfg.d_model
+    return 6 * non_embed + 12 * cfg.n_layers * cfg.n_heads * (cfg.d_model // cfg.n_heads) * cfg.seq_len
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy (fp32) plus ``z_loss * mean(logsumexp(logits)^2)``; returns (total, ce)."""
+    logits = logits.float().view(-1, logits.shape[-1])
+    t = targets.reshape(-1)
+    ce = F.cross_entropy(logits, t)
+    if z_loss:
+        return ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean(), ce
+    return ce, ce
