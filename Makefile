@@ -1,7 +1,9 @@
 # Lakesift: one entry point for people and CI.
 #   make setup   venv (outside the clone, reused: torch is large) + deps + Delta JARs (cached)
 #   make demo    ingest the bundled sample into ./lake, train a small quality classifier on it, filter it
-#                (DCLM-Baseline heuristics + that classifier), print the funnel
+#                (DCLM-Baseline heuristics + that classifier), print the funnel, dedup (exact +
+#                MinHash-LSH), decontaminate and tokenize into MDS shards, train a tiny model (CPU)
+#   make train   SCALE=400M-1x|1B-1x|1B-5x|7B-1x|7B-2x|debug-tiny DATA=MDS_URI [NPROC=8] [NNODES=n RDZV=host:port]
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make lint    ruff
@@ -15,7 +17,15 @@ export LAKESIFT_SHARED := $(SHARED)
 # Tiny models and fastText run best single-threaded on 2 shared cores.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-slow bench conformance lint clean
+SCALE  ?= debug-tiny
+DATA   ?= $(LAKE)/datasets/demo
+RUN    ?= $(LAKE)/runs/$(SCALE)
+NPROC  ?= 1
+NNODES ?= 1
+# multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
+RDZV   ?=
+
+.PHONY: setup demo train test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +43,17 @@ demo: setup
 		--out $(LAKE)/models/quality --config conf/quality/demo.yaml
 	$(PY) jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake $(LAKE) \
 		--set quality.model=$(LAKE)/models/quality
+	$(PY) jobs/dedup.py --config conf/dedup/default.yaml --lake $(LAKE)
+	$(PY) jobs/tokenize.py --config conf/tokenize/demo.yaml --lake $(LAKE) --out $(LAKE)/datasets/demo \
+		--tokenizer $(SHARED)/data/tokenizers/gpt-neox-20b/20B_tokenizer.json --eval-dir $(SHARED)/data/eval
+	$(PY) -m training.train --scale debug-tiny --data $(LAKE)/datasets/demo --out $(LAKE)/runs/demo \
+		--steps 60 --log-every 10 --micro-batch 2 --global-batch 4
+
+# Train at a DCLM scale on MDS shards: make train SCALE=7B-2x DATA=s3://bucket/datasets/dclm NPROC=8
+train: setup
+	$(VENV)/bin/torchrun --nnodes $(NNODES) --nproc_per_node $(NPROC) \
+		$(if $(RDZV),--rdzv_backend c10d --rdzv_endpoint $(RDZV),--standalone) \
+		-m training.train --scale $(SCALE) --data $(DATA) --out $(RUN)
 
 test: setup
 	$(PY) -m pytest -q
@@ -50,6 +71,9 @@ bench: setup
 	$(PY) bench/ingest_speed.py --shared $(SHARED)
 	$(PY) bench/filter_speed.py --shared $(SHARED)
 	$(PY) bench/quality_speed.py --shared $(SHARED)
+	$(PY) bench/tokenize_speed.py --shared $(SHARED)
+	$(PY) bench/dedup_speed.py --shared $(SHARED)
+	$(PY) bench/train_speed.py
 
 lint: setup
 	$(PY) -m ruff check .
