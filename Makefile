@@ -2,7 +2,9 @@
 #   make setup   venv (outside the clone, reused: torch is large) + deps + Delta JARs (cached)
 #   make demo    ingest the bundled sample into ./lake, train a small quality classifier on it, filter it
 #                (DCLM-Baseline heuristics + that classifier), print the funnel, dedup (exact +
-#                MinHash-LSH), decontaminate and tokenize into MDS shards, train a tiny model (CPU)
+#                MinHash-LSH), decontaminate and tokenize into MDS shards, train a tiny model (CPU),
+#                evaluate it on CORE (20 examples per task)
+#   make eval    CKPT=path [SUITE=conf/eval/extended.yaml] [LIMIT=n]
 #   make train   SCALE=400M-1x|1B-1x|1B-5x|7B-1x|7B-2x|debug-tiny DATA=MDS_URI [NPROC=8] [NNODES=n RDZV=host:port]
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
@@ -25,7 +27,7 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo train test test-slow bench conformance lint clean
+.PHONY: setup demo train eval test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +50,15 @@ demo: setup
 		--tokenizer $(SHARED)/data/tokenizers/gpt-neox-20b/20B_tokenizer.json --eval-dir $(SHARED)/data/eval
 	$(PY) -m training.train --scale debug-tiny --data $(LAKE)/datasets/demo --out $(LAKE)/runs/demo \
 		--steps 60 --log-every 10 --micro-batch 2 --global-batch 4
+	$(PY) -m training.eval --checkpoint $(LAKE)/runs/demo/final --suite conf/eval/core.yaml --limit 20 \
+		--eval-dir $(SHARED)/data/eval --out $(LAKE)/runs/demo/eval_core.json \
+		--ppl-text $(SHARED)/data/text/wikitext2/valid.txt --ppl-tokens 20000
+
+# Score a checkpoint on a suite: make eval CKPT=lake/runs/demo/final [SUITE=conf/eval/extended.yaml] [LIMIT=100]
+SUITE ?= conf/eval/core.yaml
+eval: setup
+	$(PY) -m training.eval --checkpoint $(CKPT) --suite $(SUITE) --eval-dir $(SHARED)/data/eval \
+		$(if $(LIMIT),--limit $(LIMIT)) --out $(CKPT)/eval_$(notdir $(basename $(SUITE))).json
 
 # Train at a DCLM scale on MDS shards: make train SCALE=7B-2x DATA=s3://bucket/datasets/dclm NPROC=8
 train: setup
@@ -74,6 +85,7 @@ bench: setup
 	$(PY) bench/tokenize_speed.py --shared $(SHARED)
 	$(PY) bench/dedup_speed.py --shared $(SHARED)
 	$(PY) bench/train_speed.py
+	$(PY) bench/eval_speed.py
 
 lint: setup
 	$(PY) -m ruff check .
