@@ -144,28 +144,40 @@ class Scorer:
         return Request(ctx[-room:] if room > 0 else [], cont[: self.max_len - 1] if room <= 0 else cont)
 
     def score(self, reqs: list[Request]) -> list[tuple[float, float, bool]]:
-        """(sum of losses, mean loss, greedy match) of each continuation given its context."""
+        """(sum of losses, mean loss, greedy match) of each continuation given its context.
+
+        Requests are batched by length (longest first, so padding stays small) and, for our own
+        model, the output head runs only at the continuation positions: the vocabulary projection
+        of every context position is the largest cost and is not needed."""
         import torch
         import torch.nn.functional as F
 
-        out: list[tuple[float, float, bool]] = []
-        for i in range(0, len(reqs), self.batch_size):
-            chunk = reqs[i:i + self.batch_size]
+        out: list[tuple[float, float, bool] | None] = [None] * len(reqs)
+        order = sorted(range(len(reqs)), key=lambda i: -(len(reqs[i].context) + len(reqs[i].continuation)))
+        partial = hasattr(self.model, "hidden") and hasattr(self.model, "head")
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            chunk = [reqs[i] for i in idx]
             seqs = [r.context + r.continuation for r in chunk]
             width = max(len(s) for s in seqs) - 1
             inp = torch.zeros((len(chunk), max(width, 1)), dtype=torch.long)
             for j, s in enumerate(seqs):
                 inp[j, : len(s) - 1] = torch.tensor(s[:-1], dtype=torch.long)
             with torch.no_grad():
-                logp = F.log_softmax(self.model(inp.to(self.device)).float(), dim=-1).cpu()
-            for j, r in enumerate(chunk):
-                start = len(r.context) - 1  # position predicting the first continuation token
-                tgt = torch.tensor(r.continuation, dtype=torch.long)
-                rows = logp[j, start: start + len(tgt)]
-                losses = -rows.gather(1, tgt.view(-1, 1)).squeeze(1)
-                greedy = bool((rows.argmax(dim=-1) == tgt).all())
-                out.append((float(losses.sum()), float(losses.mean()), greedy))
-        return out
+                if partial:
+                    h = self.model.hidden(inp.to(self.device))
+                else:
+                    logits_all = self.model(inp.to(self.device))
+                for j, r in enumerate(chunk):
+                    start = len(r.context) - 1  # position predicting the first continuation token
+                    sl = slice(start, start + len(r.continuation))
+                    logits = self.model.head(h[j, sl]) if partial else logits_all[j, sl]
+                    logp = F.log_softmax(logits.float(), dim=-1).cpu()
+                    tgt = torch.tensor(r.continuation, dtype=torch.long)
+                    losses = -logp.gather(1, tgt.view(-1, 1)).squeeze(1)
+                    greedy = bool((logp.argmax(dim=-1) == tgt).all())
+                    out[idx[j]] = (float(losses.sum()), float(losses.mean()), greedy)
+        return out  # type: ignore[return-value]
 
     def generate(self, context: str, stop: str, max_new_tokens: int) -> str:
         import torch
@@ -173,9 +185,13 @@ class Scorer:
         ids = self.encode(context)[-(self.max_len - max_new_tokens):]
         new: list[int] = []
         for _ in range(max_new_tokens):
+            x = torch.tensor([ids + new], dtype=torch.long, device=self.device)
             with torch.no_grad():
-                logits = self.model(torch.tensor([ids + new], dtype=torch.long, device=self.device))
-            new.append(int(logits[0, -1].argmax()))
+                if hasattr(self.model, "hidden") and hasattr(self.model, "head"):
+                    last = self.model.head(self.model.hidden(x)[0, -1])
+                else:
+                    last = self.model(x)[0, -1]
+            new.append(int(last.argmax()))
             text = self.tok.decode(new)
             if stop and stop in text:
                 return text.split(stop)[0]

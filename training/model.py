@@ -125,6 +125,10 @@ class Transformer(nn.Module):
                 m.reset_parameters()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.hidden(tokens))
+
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The final normalised hidden states (apply ``head`` to the positions you need)."""
         h = self.embed(tokens)
         cos, sin = rope_tables(self.cfg.d_model // self.cfg.n_heads, tokens.shape[1], self.cfg.rope_base, tokens.device)
         for layer in self.layers:
@@ -134,7 +138,7 @@ class Transformer(nn.Module):
                 h = checkpoint(layer, h, cos, sin, use_reentrant=False)
             else:
                 h = layer(h, cos, sin)
-        return self.head(self.norm(h))
+        return self.norm(h)
 
 
 def init_tensor(name: str, shape, cfg: ModelConfig, gen: torch.Generator) -> torch.Tensor:
