@@ -101,10 +101,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    import torch
+
     from training.config import load_scale
     from training.model import Transformer, flops_per_token, n_params
-
-    import torch
 
     data = data_dir()
     scale = load_scale(args.scale)

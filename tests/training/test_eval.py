@@ -102,8 +102,8 @@ def test_oracle_scores_100_and_a_flat_model_scores_chance(shared, tok):
 
 
 def test_cli_reports_missing_tasks_and_writes_json(shared, tmp_path, model):
-    from training.export import export
     from training.config import ScaleConfig
+    from training.export import export
 
     scale = ScaleConfig(name="t", model=CFG, global_batch=1, micro_batch=1, lr=1e-3, warmup=0, weight_decay=0,
                         z_loss=0, final_lr=0)
