@@ -128,3 +128,24 @@ tasks:
     assert "commonsense_reasoning/copa.jsonl" in r["data_sha1"] and r["perplexity"]["value"] > 1000  # untrained
     assert len(E.load_model(E.Suite, REPO / "conf" / "eval" / "core.yaml").tasks) == 22
     assert len(E.load_model(E.Suite, REPO / "conf" / "eval" / "extended.yaml").tasks) == 53
+
+
+def test_hugging_face_causal_lm_folder(shared, tmp_path, tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50432, n_positions=512, n_embd=32, n_layer=1, n_head=2))
+    hf.eval().save_pretrained(tmp_path / "hf")
+    model, max_len, kind = E.load_checkpoint(str(tmp_path / "hf"))
+    assert kind == "transformers" and max_len == 512
+    scorer = E.Scorer(model, tok, max_len, batch_size=4)
+    req = scorer.request("The capital of France is", " Paris")
+    (s, m, _), = scorer.score([req])
+    ids = torch.tensor([req.context + req.continuation])
+    with torch.no_grad():
+        logp = F.log_softmax(hf(ids[:, :-1]).logits, dim=-1)[0]
+    expected = -sum(float(logp[len(req.context) - 1 + k, t]) for k, t in enumerate(req.continuation))
+    assert s == pytest.approx(expected, rel=1e-5)
+    copa = rows_of(shared, "commonsense_reasoning/copa.jsonl", 10)
+    r = E.evaluate_task(E.TaskSpec(label="copa", file="x", type="multiple_choice"), copa, scorer, 1, None)
+    assert r["examples"] == 10
