@@ -101,3 +101,14 @@ def test_resume_continues_exactly(shards, tmp_path):
     a, b = losses(full), losses(parts)
     for s in range(5, 9):
         assert b[s] == pytest.approx(a[s], rel=1e-5, abs=1e-6), (s, a[s], b[s])
+
+
+def test_mixing_two_shard_sets_with_proportions(shards, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(shards, other)
+    out = tmp_path / "mix"
+    proc = run(["--scale", "debug-bytes", "--data", f"{shards}:0.75", f"{other}:0.25", "--out", str(out),
+                "--steps", "3", "--log-every", "1"])
+    assert "3 steps" in proc.stdout and sorted(losses(out)) == [1, 2, 3]
