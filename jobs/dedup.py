@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import record_run, table_exists, table_path
+    from jobs.common.lake import record_run, replace_run_rows, table_exists, table_path, write_run_stats
     from jobs.common.spark import get_spark
 
     spark = get_spark("lakesift-dedup")
@@ -443,18 +443,8 @@ def main(argv=None) -> int:
 
     current.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
         .save(table_path(args.lake, args.output))
-    cl_path = table_path(args.lake, "dup_clusters")
-    w = all_clusters.write.format("delta").mode("overwrite" if table_exists(spark, cl_path) else "append")
-    if table_exists(spark, cl_path):
-        w = w.option("replaceWhere", f"run_id = '{run_id}'")
-    w.save(cl_path)
-    stats_schema = ("run_id string, pipeline string, step string, step_index int, reason string, "
-                    "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
-    stats_path = table_path(args.lake, "run_stats")
-    sw = spark.createDataFrame(stat_rows, stats_schema).write.format("delta")
-    sw = sw.mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'") if table_exists(spark, stats_path) \
-        else sw.mode("append")
-    sw.save(stats_path)
+    replace_run_rows(spark, all_clusters, table_path(args.lake, "dup_clusters"), run_id)
+    write_run_stats(spark, args.lake, stat_rows, run_id)
     for df in persisted:
         df.unpersist()
     try:

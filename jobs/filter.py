@@ -90,15 +90,12 @@ def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], str]:
             step.prepare()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"step {sid} ({step.name}): {exc}") from None
-        local = getattr(step, "local_path", None)
+        raw.update(step.pinned_params())
+        local = step.local_path
         if not local:
             continue
         digest = quality.file_digest(local)
         digests.append(digest)
-        if getattr(step.p, "normalization", "absent") is None:
-            norm = quality.model_normalization(local)
-            if norm is not None:
-                raw["normalization"] = norm.model_dump()
         # unique name per file content, so two steps' "model.bin" do not collide among SparkFiles
         name = f"{sid}-{digest}-{os.path.basename(local)}"
         stage = stage or tempfile.mkdtemp(prefix="lakesift-ship-")
@@ -244,7 +241,7 @@ def main(argv=None) -> int:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from jobs.common.lake import record_run, table_exists, table_path
+    from jobs.common.lake import record_run, table_exists, table_path, write_run_stats
     from jobs.common.spark import get_spark
 
     spark = get_spark("lakesift-filter")
@@ -321,14 +318,7 @@ def main(argv=None) -> int:
     finally:
         for df in persisted:
             df.unpersist()
-    stats_schema = ("run_id string, pipeline string, step string, step_index int, reason string, "
-                    "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
-    stats = spark.createDataFrame(rows, stats_schema)
-    stats_path = table_path(args.lake, "run_stats")
-    w = stats.write.format("delta").mode("overwrite" if table_exists(spark, stats_path) else "append")
-    if table_exists(spark, stats_path):
-        w = w.option("replaceWhere", f"run_id = '{run_id}'")
-    w.save(stats_path)
+    write_run_stats(spark, args.lake, rows, run_id)
 
     funnel = sorted((r for r in rows if r[4] is None), key=lambda r: r[3])
     n_in = funnel[0][5] if funnel else 0

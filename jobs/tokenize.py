@@ -105,8 +105,9 @@ def decontam_task(index_name: str, lowercase: bool):
         import pyarrow as pa
         from pyspark import SparkFiles
 
+        from udfs.decontam import load_index
 
-        index = _cached_index(SparkFiles.get(index_name))
+        index = load_index(SparkFiles.get(index_name))
         for b in batches:
             texts = b.column("text").to_pylist()
             matched, hits = [], []
@@ -117,13 +118,6 @@ def decontam_task(index_name: str, lowercase: bool):
             yield pa.RecordBatch.from_arrays(
                 [*b.columns, pa.array(matched, pa.int64()), pa.array(hits, pa.list_(pa.int64()))],
                 names=[*b.schema.names, "_matched", "_hits"])
-
-    def _cached_index(path, _cache={}):  # noqa: B006 - one index per Python worker
-        from udfs.decontam import EvalIndex
-
-        if path not in _cache:
-            _cache[path] = EvalIndex.load(path)
-        return _cache[path]
 
     return task
 
@@ -283,7 +277,7 @@ def main(argv=None) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import record_run, table_exists, table_path
+    from jobs.common.lake import record_run, replace_run_rows, table_exists, table_path
     from jobs.common.spark import get_spark
 
     spark = get_spark("lakesift-tokenize")
@@ -450,10 +444,7 @@ def main(argv=None) -> int:
     ds = spark.createDataFrame(row, "run_id string, name string, out string, tokenizer string, tokenizer_sha1 string, "
                                     "seq_len int, dtype string, sequences long, tokens long, shards int, "
                                     "sources_json string, config_json string, created_at timestamp")
-    w = ds.write.format("delta").mode("overwrite" if table_exists(spark, ds_path) else "append")
-    if table_exists(spark, ds_path):
-        w = w.option("replaceWhere", f"run_id = '{run_id}'")
-    w.save(ds_path)
+    replace_run_rows(spark, ds, ds_path, run_id)
     record_run(spark, args.lake, run_id, "tokenize", {"config": args.config, "resolved": cfg.model_dump()},
                sys.argv if argv is None else ["jobs/tokenize.py", *argv], started, "succeeded",
                {"sequences": int(n_written), "tokens": int(n_written) * length, "shards": shards})

@@ -134,7 +134,7 @@ class Scorer:
         self.model, self.tok, self.max_len, self.batch_size, self.device = model, tokenizer, max_len, batch_size, device
 
     def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text, add_special_tokens=False).ids if hasattr(self.tok, "encode") else []
+        return self.tok.encode(text, add_special_tokens=False).ids
 
     def request(self, context: str, continuation: str) -> Request:
         ctx = self.encode(context)

@@ -19,6 +19,7 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,12 @@ class EvalIndex:
             for k in range(lo, hi):
                 pairs.add((int(self.task_ids[k]), int(self.example_ids[k])))
         return n_found, sorted(pairs)
+
+
+@lru_cache(maxsize=2)
+def load_index(path: str) -> EvalIndex:
+    """``EvalIndex.load`` once per Python process (Spark reuses its Python workers)."""
+    return EvalIndex.load(path)
 
 
 def task_files(root: Path, patterns: Sequence[str]) -> list[tuple[str, Path]]:

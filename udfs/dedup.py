@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -26,10 +25,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from lakesift.config import StrictModel
+from udfs.decontam import WORD  # one definition of a word: runs of letters / digits
 
 MERSENNE = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
-WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 class Normalization(StrictModel):

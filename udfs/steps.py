@@ -76,8 +76,16 @@ class Step:
         """Columns this step adds to the output tables: metadata key -> Spark SQL type."""
         return {}
 
+    # A local file the step needs on every executor (a model), set by prepare() on the driver; the
+    # Spark job ships it once and points this at the executor's copy.
+    local_path: str | None = None
+
     def prepare(self) -> None:
         """Driver-side check before any Spark work (e.g. that a model can be fetched and loaded)."""
+
+    def pinned_params(self) -> dict[str, Any]:
+        """Parameters resolved on the driver (after prepare) that executors must use as well."""
+        return {}
 
     # A step that needs a statistic of the whole corpus (a top-fraction threshold) returns True from
     # needs_corpus_stat(); the Spark job computes the statistic over the pages reaching it and calls resolve().
@@ -804,6 +812,15 @@ class FastTextQuality(Step):
 
     def columns(self):
         return {self.p.key: "double"}
+
+    def pinned_params(self):
+        """The text normalisation the model was trained with (its quality.yaml), unless set here."""
+        from udfs import quality
+
+        if self.p.normalization is not None or self.local_path is None:
+            return {}
+        norm = quality.model_normalization(self.local_path)
+        return {} if norm is None else {"normalization": norm.model_dump()}
 
     def prepare(self):
         from udfs import quality

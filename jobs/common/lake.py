@@ -37,6 +37,24 @@ def table_exists(spark, path: str) -> bool:
         return False
 
 
+# Shared by every stage's per-step statistics (filter, dedup, ...).
+RUN_STATS_SCHEMA = ("run_id string, pipeline string, step string, step_index int, reason string, "
+                    "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
+
+
+def replace_run_rows(spark, df, path: str, run_id: str) -> None:
+    """Write ``df`` (rows of one run) into the Delta table at ``path``, replacing that run's earlier
+    rows and leaving other runs' rows alone; creates the table on first use."""
+    if table_exists(spark, path):
+        df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(path)
+    else:
+        df.write.format("delta").mode("append").save(path)
+
+
+def write_run_stats(spark, lake: str, rows: list, run_id: str) -> None:
+    replace_run_rows(spark, spark.createDataFrame(rows, RUN_STATS_SCHEMA), table_path(lake, "run_stats"), run_id)
+
+
 def new_run_id(job: str, fingerprint: str) -> str:
     """``<job>-<UTC time>-<config hash>-<random>``: sortable, and says which config it ran."""
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
