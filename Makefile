@@ -3,11 +3,12 @@
 #   make demo    ingest the bundled sample into ./lake, train a small quality classifier on it, filter it
 #                (DCLM-Baseline heuristics + that classifier), print the funnel, dedup (exact +
 #                MinHash-LSH), decontaminate and tokenize into MDS shards, train a tiny model (CPU),
-#                evaluate it on CORE (20 examples per task)
+#                evaluate it on CORE (20 examples per task), write the HTML data report (LAKE/report.html)
 #   make eval    CKPT=path [SUITE=conf/eval/extended.yaml] [LIMIT=n]
 #   make train   SCALE=400M-1x|1B-1x|1B-5x|7B-1x|7B-2x|debug-tiny DATA=MDS_URI [NPROC=8] [NNODES=n RDZV=host:port]
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
+#   make report  the HTML data report of the newest run in LAKE (python -m jobs.report)
 #   make lint    ruff
 
 VENV   ?= $(HOME)/.cache/lakesift/venv
@@ -27,7 +28,7 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo train eval test test-slow bench conformance lint clean
+.PHONY: setup demo report train eval test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +39,10 @@ setup:
 	@$(PY) -c "import fasttext, sys; sys.exit(0 if hasattr(fasttext, 'train_supervised') else 1)" || \
 		$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps 'fasttext-numpy2>=0.10.4'
 	$(PY) scripts/setup_spark.py
+	@# headless Chromium renders the data report in tests (Debian's package; needs root, as in CI)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ test "$$(id -u)" = 0 && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		  || echo "warning: install chromium (apt-get install chromium) for the report rendering test"; }
 
 demo: setup
 	$(PY) jobs/ingest.py --input sample/warc --lake $(LAKE) --source sample
@@ -53,6 +58,10 @@ demo: setup
 	$(PY) -m training.eval --checkpoint $(LAKE)/runs/demo/final --suite conf/eval/core.yaml --limit 20 \
 		--eval-dir $(SHARED)/data/eval --out $(LAKE)/runs/demo/eval_core.json \
 		--ppl-text $(SHARED)/data/text/wikitext2/valid.txt --ppl-tokens 20000
+	$(PY) -m jobs.report --lake $(LAKE) --out $(LAKE)/report.html
+
+report: setup
+	$(PY) -m jobs.report --lake $(LAKE) --out $(LAKE)/report.html $(if $(RUN_ID),--run $(RUN_ID))
 
 # Score a checkpoint on a suite: make eval CKPT=lake/runs/demo/final [SUITE=conf/eval/extended.yaml] [LIMIT=100]
 SUITE ?= conf/eval/core.yaml

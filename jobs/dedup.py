@@ -381,7 +381,8 @@ def main(argv=None) -> int:
     log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(cfg.steps)))
 
     current = docs
-    n_current = docs.count()
+    agg = docs.agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).first()
+    n_current, chars_current = int(agg.n), int(agg.chars or 0)
     all_clusters = None
     stat_rows, funnel, persisted = [], [], []
     for i, step in enumerate(cfg.steps):
@@ -428,18 +429,20 @@ def main(argv=None) -> int:
             kept, clusters, extra = paragraph_step(spark, current, step, run_id, stats)
         kept = kept.persist(StorageLevel.MEMORY_AND_DISK)
         clusters = clusters.persist(StorageLevel.MEMORY_AND_DISK)
-        n_kept = kept.count()
+        # one pass: documents and characters left (paragraph dedup shortens texts)
+        agg = kept.agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).first()
+        n_kept, chars_kept = int(agg.n), int(agg.chars or 0)
         removed = n_current - n_kept
         persisted += [kept, clusters, *extra]
         all_clusters = clusters if all_clusters is None else all_clusters.unionByName(clusters)
         sid = f"{i:02d}_{step.method}"
-        stat_rows.append((run_id, cfg.name, sid, i, None, n_current, n_kept, removed, None, None))
+        stat_rows.append((run_id, cfg.name, sid, i, None, n_current, n_kept, removed, chars_current, chars_kept))
         for k, v in stats.items():
             stat_rows.append((run_id, cfg.name, sid, i, f"{k}={v}", None, None, None, None, None))
         funnel.append((sid, n_current, n_kept, removed, time.perf_counter() - t0, stats))
         log.info(kv(step=sid, documents_in=n_current, kept=n_kept, removed=removed,
                     seconds=round(time.perf_counter() - t0, 1), **{k: v for k, v in stats.items() if k != "component_sizes"}))
-        current, n_current = kept, n_kept
+        current, n_current, chars_current = kept, n_kept, chars_kept
 
     current.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
         .save(table_path(args.lake, args.output))

@@ -1,0 +1,343 @@
+"""A self-contained HTML report of what a pipeline run did to the data, to look at before training.
+
+    python -m jobs.report --lake LAKE [--run FILTER_RUN_ID] --out report.html
+    spark-submit jobs/report.py --lake s3://bucket/lake --out s3://bucket/reports/latest.html
+
+It reads only lake tables (``_runs``, ``run_stats``, the filter's input / output / rejected tables,
+``dup_clusters``, ``datasets``); every figure is an aggregate computed in Spark, so it works on a lake
+of any size. The page (``lakesift.report``) has inline SVG plots and no external resources:
+
+* the filter funnel (documents and tokens left after each step, dedup steps appended);
+* the documents each step dropped, by reason;
+* document length and language distributions before / after filtering (and after dedup);
+* the quality-score histogram, kept vs dropped, with the threshold;
+* the duplicate-cluster size distribution per dedup method;
+* tokens per source in the final mix;
+* a few sampled kept documents and rejected ones per reason (chosen by a hash of ``doc_id``, so the
+  same run always shows the same documents).
+
+Runs: ``--run`` names the filter run (default: the newest successful one); the dedup run is the newest
+one that read that filter run's output table, the dataset the newest tokenize run after it (override
+with ``--dedup-run`` / ``--dataset-run``; ``none`` leaves a section out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: the repository, not jobs/, first on sys.path
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from lakesift.log import get_logger, kv  # noqa: E402
+
+log = get_logger("report")
+
+LENGTH_BINS_PER_DECADE = 4
+SCORE_BINS = 20
+DEFAULT_CHARS_PER_TOKEN = 4.0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python -m jobs.report",
+        description="Write a self-contained HTML report (plots, funnel, samples) of a pipeline run in a lake.",
+        epilog="Example: python -m jobs.report --lake ./lake --out lake/report.html",
+    )
+    p.add_argument("--lake", default="./lake", help="root URI of the tables (default ./lake)")
+    p.add_argument("--run", help="filter run id (default: the newest successful filter run)")
+    p.add_argument("--dedup-run", help="dedup run id, or 'none' (default: newest one that read the filter output)")
+    p.add_argument("--dataset-run", help="tokenize run id, or 'none' (default: the newest one after the filter run)")
+    p.add_argument("--out", default="report.html", help="output file: local path or cloud URI (default report.html)")
+    p.add_argument("--samples", type=int, default=2, help="sampled documents per drop reason (default 2)")
+    p.add_argument("--reasons", type=int, default=8, help="drop reasons to sample documents from (default 8)")
+    p.add_argument("--sample-chars", type=int, default=700, help="characters shown per sampled document")
+    return p.parse_args(argv)
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def _runs(spark, lake: str):
+    """Newest row per run id of ``LAKE/_runs`` (a re-run of the same run id appends a row)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from jobs.common.lake import table_exists, table_path
+
+    path = table_path(lake, "_runs")
+    if not table_exists(spark, path):
+        raise ReportError(f"no run log at {path}: run the pipeline jobs on this lake first")
+    w = Window.partitionBy("run_id").orderBy(F.col("finished_at").desc())
+    runs = (spark.read.format("delta").load(path).filter("status = 'succeeded'")
+            .withColumn("_n", F.row_number().over(w)).filter("_n = 1").drop("_n"))
+    return [r.asDict() for r in runs.orderBy("finished_at").collect()]
+
+
+def _job_args(job: str, argv: list[str]):
+    """Re-parse a recorded command line with the job's own parser (its defaults included)."""
+    import importlib
+
+    mod = importlib.import_module(f"jobs.{job}")
+    try:
+        return mod.parse_args(list(argv[1:]))
+    except SystemExit:
+        return None
+
+
+def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_run: str | None):
+    """(filter run, dedup run or None, tokenize run or None) from the newest-last run list."""
+    filters = [r for r in runs if r["job"] == "filter"]
+    if run:
+        match = [r for r in filters if r["run_id"] == run]
+        if not match:
+            known = ", ".join(r["run_id"] for r in filters[-5:]) or "none"
+            raise ReportError(f"no successful filter run {run!r} in _runs (newest: {known})")
+        f = match[-1]
+    elif filters:
+        f = filters[-1]
+    else:
+        raise ReportError("no successful filter run in _runs: run jobs/filter.py first")
+    fargs = _job_args("filter", f["argv"])
+    f_output = fargs.output if fargs else "filtered"
+
+    def choose(job, wanted, accept):
+        if wanted == "none":
+            return None
+        cands = [r for r in runs if r["job"] == job]
+        if wanted:
+            match = [r for r in cands if r["run_id"] == wanted]
+            if not match:
+                raise ReportError(f"no successful {job} run {wanted!r} in _runs")
+            return match[-1]
+        cands = [r for r in cands if r["finished_at"] >= f["started_at"] and accept(r)]
+        return cands[-1] if cands else None
+
+    def reads_filter_output(r):
+        a = _job_args("dedup", r["argv"])
+        return a is not None and a.input == f_output
+
+    d = choose("dedup", dedup_run, reads_filter_output)
+    t = choose("tokenize", dataset_run, lambda r: True)
+    return f, d, t
+
+
+def _load(spark, lake: str, table: str, version: int | None = None):
+    from jobs.common.lake import table_exists, table_path
+
+    path = table if ("/" in table or ":" in table) else table_path(lake, table)
+    if not table_exists(spark, path):
+        return None
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", int(version))
+    return reader.load(path)
+
+
+def _hist_log_length(df):
+    """{bin index: count} of floor(log10(chars) * bins per decade); empty texts in bin -1."""
+    from pyspark.sql import functions as F
+
+    b = F.when(F.length("text") > 0, F.floor(F.log10(F.length("text")) * LENGTH_BINS_PER_DECADE)).otherwise(-1)
+    return {int(r.b): int(r.n) for r in df.select(b.alias("b")).groupBy("b").agg(F.count("*").alias("n")).collect()}
+
+
+def _languages(df, top: int = 10):
+    from pyspark.sql import functions as F
+
+    if df is None or "language" not in df.columns:
+        return {}
+    rows = df.groupBy("language").agg(F.count("*").alias("n")).orderBy(F.desc("n")).limit(top).collect()
+    return {str(r.language): int(r.n) for r in rows}
+
+
+def _quality(spark, fconfig: dict, kept_df, rej_df):
+    """Score histogram of pages that reached the quality threshold step, kept vs dropped there."""
+    from pyspark.sql import functions as F
+
+    steps = (fconfig.get("pipeline") or {}).get("steps") or []
+    qsteps = [s for s in steps if s.get("func") == "quality_filter"]
+    if not qsteps:
+        return None
+    q = qsteps[-1]
+    sid = q.get("id") or "quality_filter"
+    key = q.get("key", "fasttext_hq_prob")
+    threshold = (fconfig.get("thresholds") or {}).get(sid, q.get("threshold"))
+    if kept_df is None or key not in kept_df.columns:
+        return None
+    frames = [kept_df.select(F.col(key).alias("s"), F.lit("kept").alias("g"))]
+    if rej_df is not None and key in rej_df.columns:
+        frames.append(rej_df.filter(F.col("step") == sid).select(F.col(key).alias("s"), F.lit("dropped").alias("g")))
+    scores = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    scores = scores.filter(F.col("s").isNotNull())
+    b = F.least(F.floor(F.col("s") * SCORE_BINS), F.lit(SCORE_BINS - 1))
+    hist = {"kept": [0] * SCORE_BINS, "dropped": [0] * SCORE_BINS}
+    for r in scores.select(b.alias("b"), "g").groupBy("b", "g").agg(F.count("*").alias("n")).collect():
+        if r.b is not None and 0 <= r.b < SCORE_BINS:
+            hist[r.g][int(r.b)] += int(r.n)
+    return {"step": sid, "key": key, "threshold": threshold, "lower_better": bool(q.get("lower_better")),
+            "bins": SCORE_BINS, "hist": hist}
+
+
+def _samples(df, n: int, chars: int, text_df=None):
+    """``n`` documents chosen by a hash of doc_id (stable across runs), text cut to ``chars``."""
+    from pyspark.sql import functions as F
+
+    picked = df.orderBy(F.xxhash64("doc_id"), "doc_id").limit(n)
+    if "text" not in picked.columns and text_df is not None:
+        picked = picked.join(text_df.select("doc_id", "url", "text"), "doc_id", "left")
+    cols = [c for c in ("doc_id", "url", "text") if c in picked.columns]
+    out = []
+    for r in picked.select(*cols).collect():
+        text = r["text"] if "text" in cols else None
+        out.append({"doc_id": r["doc_id"], "url": r["url"] if "url" in cols else None,
+                    "chars": len(text) if text is not None else None,
+                    "text": (text or "")[:chars] if text is not None else None})
+    return out
+
+
+def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = None,
+           dataset_run: str | None = None, samples: int = 2, reasons: int = 8, sample_chars: int = 700) -> dict:
+    """Everything the report shows, as plain JSON-able data."""
+    from pyspark.sql import functions as F
+
+    from jobs.common.lake import lake_root
+
+    runs = _runs(spark, lake)
+    f, d, t = pick_runs(runs, run, dedup_run, dataset_run)
+    fconfig = json.loads(f["config_json"])
+    fargs = _job_args("filter", f["argv"])
+    f_in, f_out = (fargs.input, fargs.output) if fargs else ("documents", "filtered")
+    data: dict = {"lake": lake_root(lake), "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "runs": {}, "tables": {"input": f_in, "filtered": f_out}}
+    for kind, r in (("filter", f), ("dedup", d), ("tokenize", t)):
+        if r is not None:
+            data["runs"][kind] = {"run_id": r["run_id"], "started_at": str(r["started_at"]),
+                                  "finished_at": str(r["finished_at"]), "summary": json.loads(r["summary_json"])}
+
+    stats = _load(spark, lake, "run_stats")
+    if stats is None:
+        raise ReportError("no run_stats table in the lake")
+    run_ids = [f["run_id"]] + ([d["run_id"]] if d else [])
+    srows = [r.asDict() for r in stats.filter(F.col("run_id").isin(run_ids)).collect()]
+    funnel = []
+    for rid, stage in ((f["run_id"], "filter"), *(((d["run_id"], "dedup"),) if d else ())):
+        for r in sorted((r for r in srows if r["run_id"] == rid and r["reason"] is None), key=lambda r: r["step_index"]):
+            funnel.append({"stage": stage, "step": r["step"], "docs_in": r["docs_in"], "docs_out": r["docs_out"],
+                           "chars_in": r["chars_in"], "chars_out": r["chars_out"]})
+    data["funnel"] = funnel
+    # filter: one row per step and reason; dedup: a step's removed documents are its "duplicate" reason
+    dropped = [{"stage": "filter", "step": r["step"], "reason": r["reason"], "docs": r["docs_dropped"] or 0}
+               for r in srows if r["run_id"] == f["run_id"] and r["reason"] is not None]
+    dropped += [{"stage": "dedup", "step": x["step"], "reason": "duplicate", "docs": x["docs_in"] - x["docs_out"]}
+                for x in funnel if x["stage"] == "dedup" and x["docs_in"] > x["docs_out"]]
+    data["reasons"] = sorted(dropped, key=lambda x: (-x["docs"], x["step"], x["reason"]))
+
+    docs = _load(spark, lake, f_in)
+    kept = _load(spark, lake, f_out)
+    rejected = _load(spark, lake, f"{f_out}_rejected")
+    if kept is not None and "filter_run_id" in kept.columns:
+        current = kept.select("filter_run_id").limit(1).collect()
+        if current and current[0][0] != f["run_id"]:
+            log.warning(kv(note="the filtered table now holds another run's output", table=f_out,
+                           holds=current[0][0], report_run=f["run_id"]))
+            data["stale_tables"] = True
+    deduped = None
+    if d is not None:
+        dargs = _job_args("dedup", d["argv"])
+        deduped = _load(spark, lake, dargs.output if dargs else "deduped")
+    dists = {}
+    for name, df in (("input", docs), ("filtered", kept), ("deduped", deduped)):
+        if df is not None:
+            dists[name] = {"length": _hist_log_length(df), "languages": _languages(df)}
+    data["distributions"] = {"bins_per_decade": LENGTH_BINS_PER_DECADE, **dists}
+    data["quality"] = _quality(spark, fconfig, kept, rejected)
+
+    data["clusters"] = None
+    if d is not None:
+        clusters = _load(spark, lake, "dup_clusters")
+        if clusters is not None:
+            c = clusters.filter((F.col("run_id") == d["run_id"]) & (F.col("method") != "paragraph"))
+            sizes = c.groupBy("method", "cluster_id").agg(F.count("*").alias("size"))
+            data["clusters"] = [{"method": r.method, "size": int(r.size), "clusters": int(r.n)} for r in
+                                sizes.groupBy("method", "size").agg(F.count("*").alias("n")).orderBy("method", "size").collect()]
+
+    data["mix"] = None
+    chars_per_token = None
+    if t is not None:
+        ds = _load(spark, lake, "datasets")
+        row = ds.filter(F.col("run_id") == t["run_id"]).orderBy(F.desc("created_at")).first() if ds is not None else None
+        if row is not None:
+            sources = json.loads(row.sources_json)
+            data["mix"] = {"name": row.name, "out": row.out, "tokenizer": row.tokenizer, "seq_len": row.seq_len,
+                           "sequences": row.sequences, "tokens": row.tokens, "sources": sources}
+            # characters per token measured on the tokenized tables, at the versions that were read
+            chars = tokens = 0
+            for s in sources.values():
+                src = _load(spark, lake, s["table"], s.get("table_version"))
+                if src is not None and s.get("tokens"):
+                    chars += int(src.select(F.sum(F.length("text"))).first()[0] or 0)
+                    tokens += int(s["tokens"])
+            if chars and tokens:
+                chars_per_token = chars / tokens
+    data["chars_per_token"] = chars_per_token or DEFAULT_CHARS_PER_TOKEN
+    data["chars_per_token_measured"] = chars_per_token is not None
+
+    sample = {"kept": [], "rejected": []}
+    if kept is not None:
+        sample["kept"] = _samples(kept, max(samples, 3), sample_chars)
+    if rejected is not None:
+        for r in [x for x in data["reasons"] if x["stage"] == "filter"][:reasons]:
+            sub = rejected.filter((F.col("step") == r["step"]) & (F.col("reason") == r["reason"]))
+            sample["rejected"].append({"step": r["step"], "reason": r["reason"],
+                                       "docs": _samples(sub, samples, sample_chars, docs)})
+    data["samples"] = sample
+    return data
+
+
+def write_output(out: str, html: str) -> str:
+    from lakesift.io import is_local, local_path
+
+    if is_local(out) or out.startswith("dbfs:"):
+        p = Path(local_path(out))
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(p)
+        return str(p)
+    import fsspec
+
+    with fsspec.open(out, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from jobs.common.spark import get_spark
+    from lakesift.report import render
+
+    t0 = time.perf_counter()
+    spark = get_spark("lakesift-report")
+    try:
+        data = gather(spark, args.lake, args.run, args.dedup_run, args.dataset_run,
+                      args.samples, args.reasons, args.sample_chars)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = write_output(args.out, render(data))
+    runs = data["runs"]
+    log.info(kv(run_id=runs["filter"]["run_id"], dedup_run=runs.get("dedup", {}).get("run_id", "-"),
+                dataset_run=runs.get("tokenize", {}).get("run_id", "-"), out=where,
+                seconds=round(time.perf_counter() - t0, 1)))
+    print(f"report: {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
