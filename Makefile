@@ -9,6 +9,7 @@
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make report  the HTML data report of the newest run in LAKE (python -m jobs.report)
+#   make package the code zip / wheel / EMR step definitions for clusters (S3=s3://bucket/prefix [ENV=1])
 #   make lint    ruff
 
 VENV   ?= $(HOME)/.cache/lakesift/venv
@@ -28,7 +29,7 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo report train eval test test-slow bench conformance lint clean
+.PHONY: setup demo report package train eval test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -62,6 +63,11 @@ demo: setup
 
 report: setup
 	$(PY) -m jobs.report --lake $(LAKE) --out $(LAKE)/report.html $(if $(RUN_ID),--run $(RUN_ID))
+
+# For clusters without this checkout (EMR, EMR Serverless): code zip, wheel, entry points, EMR step
+# definitions filled in for S3; ENV=1 also packs a virtualenv of requirements/cluster.txt (docs/deploy.md)
+package: setup
+	$(PY) scripts/package.py $(if $(S3),--s3 $(S3)) $(if $(ENV),--env)
 
 # Score a checkpoint on a suite: make eval CKPT=lake/runs/demo/final [SUITE=conf/eval/extended.yaml] [LIMIT=100]
 SUITE ?= conf/eval/core.yaml

@@ -37,7 +37,8 @@ from udfs.ingest import IngestConfig
 
 log = get_logger("ingest")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "ingest.yaml"
+# relative: found in the working directory, the checkout or the --py-files code archive (lakesift.config)
+DEFAULT_CONFIG = "conf/ingest.yaml"
 DOCUMENTS = "documents"
 INGEST_LOG = "ingest_log"
 TERMINAL = ("done", "partial", "failed")
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--source", default="web", help="name stored in the `source` column (default web)")
     p.add_argument("--extractor", choices=["resiliparse", "trafilatura"],
                    help="HTML main-text extractor (default from the config: resiliparse)")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None,
+    p.add_argument("--config", default=DEFAULT_CONFIG,
                    help="ingest config YAML (default conf/ingest.yaml)")
     p.add_argument("--listing-prefix", help="prefix for relative lines of *.paths listings "
                    "(default from the config: s3://commoncrawl/; e.g. https://data.commoncrawl.org/)")

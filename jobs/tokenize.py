@@ -84,6 +84,10 @@ def eval_index(cfg, work: str):
     if not d.enabled:
         return None, None
     root = d.eval_dir or os.path.join(os.environ.get("LAKESIFT_SHARED", "../shared"), "data", "eval")
+    from lakesift.io import fetch_to_cache, scheme_of
+
+    if scheme_of(root):  # s3://... eval sets: fetched once to a local folder; file: / dbfs:/ as paths
+        root = fetch_to_cache(root, "evaluation task folder")
     files = task_files(Path(root), d.tasks) if Path(root).is_dir() else []
     if not files:
         msg = f"decontamination: no task files matching {d.tasks} under {root}"
@@ -256,6 +260,10 @@ def write_text(out: str, name: str, text: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from lakesift.io import is_local, local_path
+
+    if is_local(args.out):  # file:///x -> /x (MDSWriter takes paths or s3:// gs:// oci:// azure:// dbfs:/ ...)
+        args.out = local_path(args.out)
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     try:

@@ -39,13 +39,37 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 def read_yaml_bytes(path: str | Path, what: str = "file") -> tuple[bytes, Any]:
     """The raw bytes of a YAML file (for hashing) and its parsed content; :class:`ConfigError` naming
     the file when it is missing or not YAML."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{path}: {what} not found")
-    raw = p.read_bytes()
+    from lakesift.io import is_local, local_path
+
+    spec = str(path)
+    if not is_local(spec) and not spec.startswith("dbfs:"):  # s3://, abfss://, gs://, https:// ...
+        try:
+            import fsspec
+
+            with fsspec.open(spec, "rb") as fh:
+                raw = fh.read()
+        except (OSError, ValueError, ImportError) as exc:
+            raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
+    else:
+        p = Path(local_path(spec))
+        if not p.is_file() and not Path(spec).is_absolute() and (REPO_ROOT / spec).is_file():
+            # conf/... given relative to the repository while the job runs elsewhere (a cluster task's
+            # working directory is not the repository root)
+            p = REPO_ROOT / spec
+        if not p.is_file() and not Path(spec).is_absolute():
+            from lakesift.packaging import file_from_archive
+
+            found = file_from_archive(Path(spec).as_posix(), __file__)  # conf/... inside --py-files zip
+            p = Path(found) if found else p
+        if not p.is_file():
+            raise ConfigError(f"{path}: {what} not found")
+        raw = p.read_bytes()
     try:
         return raw, yaml.safe_load(raw)
     except yaml.YAMLError as exc:

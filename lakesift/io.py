@@ -154,3 +154,40 @@ def expand_inputs(specs: Iterable[str], listing_prefix: str) -> list[str]:
     if empty:
         raise InputError("these inputs matched no files: " + ", ".join(empty))
     return sorted(found)
+
+
+def fetch_to_cache(uri: str, what: str = "file") -> str:
+    """A local path for ``uri``: local paths and ``dbfs:/`` (FUSE) as they are; a cloud file or folder
+    (``s3://``, ``gs://``, ``abfss://``, ``https://`` ...) downloaded once into
+    ``~/.cache/lakesift/fetched`` (atomically, keyed by the URI) for code that needs real files, such as
+    tokenizers and evaluation task files."""
+    if scheme_of(uri) in ("", "file", "dbfs"):
+        return local_path(uri)
+    import hashlib
+    import shutil
+    import tempfile
+
+    try:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot open {what} {uri}: {exc}; install the cloud extra: pip install 'lakesift[cloud]'") from exc
+    cache = os.path.expanduser(os.environ.get("LAKESIFT_CACHE", "~/.cache/lakesift")) + "/fetched"
+    dest = os.path.join(cache, hashlib.sha1(uri.encode()).hexdigest()[:12], os.path.basename(path.rstrip("/")) or "data")
+    if os.path.exists(dest):
+        return dest
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(dest))
+    try:
+        target = os.path.join(tmp, "x")
+        if fs.isdir(path):
+            fs.get(path.rstrip("/") + "/", target + "/", recursive=True)
+        else:
+            fs.get(path, target)
+        os.replace(target, dest)
+    except FileNotFoundError as exc:
+        raise InputError(f"{what} not found: {uri}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -68,3 +68,24 @@ def test_expand_folder_glob_and_listing(tmp_path, warc_dir):
 def test_inputs_matching_nothing_are_named(tmp_path):
     with pytest.raises(InputError, match="nope.warc.gz"):
         expand_inputs([str(tmp_path / "nope.warc.gz")], "")
+
+
+def test_fetch_to_cache_cloud_file_and_folder(tmp_path, monkeypatch):
+    """Tokenizers and eval folders on object stores are fetched once to a local cache (memory:// stands
+    in for s3:// through the same fsspec route); local paths, file: and dbfs:/ stay paths."""
+    import fsspec
+
+    from lakesift.io import InputError, fetch_to_cache
+
+    monkeypatch.setenv("LAKESIFT_CACHE", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/eval/arc/test.jsonl", b'{"q": 1}\n')
+    fs.pipe("/bucket/tok.json", b'{"model": {}}')
+    folder = fetch_to_cache("memory://bucket/eval", "eval folder")
+    assert open(f"{folder}/arc/test.jsonl").read() == '{"q": 1}\n'
+    assert fetch_to_cache("memory://bucket/eval") == folder  # cached
+    assert open(fetch_to_cache("memory://bucket/tok.json")).read() == '{"model": {}}'
+    assert fetch_to_cache((tmp_path / "x.json").as_uri()) == str(tmp_path / "x.json")
+    assert fetch_to_cache("dbfs:/lake/x") == "/dbfs/lake/x"
+    with pytest.raises(InputError, match="not found"):
+        fetch_to_cache("memory://bucket/missing.json", "tokenizer")

@@ -107,7 +107,12 @@ class TokenizeConfig(StrictModel):
 
 def resolve_tokenizer(name: str) -> str:
     """The tokenizer's JSON text, from a file, a folder (``tokenizer.json`` or ``*tokenizer.json``) or
-    a Hugging Face hub id (through the ``tokenizers`` hub client)."""
+    a Hugging Face hub id (through the ``tokenizers`` hub client). Cloud URIs (``s3://`` ...) are fetched
+    once into the local cache."""
+    from lakesift.io import fetch_to_cache, scheme_of
+
+    if scheme_of(name):
+        name = fetch_to_cache(name, "tokenizer")
     p = Path(name)
     if p.is_file():
         return p.read_text(encoding="utf-8")

@@ -78,8 +78,10 @@ def record_run(spark, lake: str, run_id: str, job: str, config: dict, argv: list
         T.StructField("summary_json", T.StringType(), False),
         T.StructField("versions_json", T.StringType(), False),
     ])
+    from jobs.common.spark import code_origin
+
     versions = {"lakesift": __version__, "python": sys.version.split()[0], "pyspark": pyspark.__version__,
-                "host": os.uname().nodename}
+                "host": os.uname().nodename, "code": code_origin()}
     row = (run_id, job, status, started_at, datetime.now(UTC), json.dumps(config, sort_keys=True),
            list(argv), json.dumps(summary, sort_keys=True, default=str), json.dumps(versions, sort_keys=True))
     (spark.createDataFrame([row], schema).write.format("delta").mode("append")

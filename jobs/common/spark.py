@@ -93,7 +93,57 @@ def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
     # spark-submit's default log4j configuration prints every Delta snapshot at INFO.
     spark.sparkContext.setLogLevel(os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
     _check_delta(spark)
+    ship_code(spark)
+    log.info("code from %s", code_origin())
     return spark
+
+
+def code_origin() -> str:
+    """Where ``udfs`` was imported from: a checkout, a ``--py-files`` zip or site-packages."""
+    import udfs
+
+    return str(Path(udfs.__file__).parents[1])
+
+
+_SHIPPED: set[str] = set()
+
+
+def code_source() -> Path | None:
+    """The checkout this code runs from, or None when it comes from a zip or an installed wheel."""
+    import udfs
+
+    root = Path(udfs.__file__).resolve().parents[1]
+    if not (root / "udfs" / "__init__.py").is_file() or not (root / "conf").is_dir():
+        return None  # inside --py-files lakesift-code.zip, or site-packages
+    return root
+
+
+def ship_code(spark) -> str | None:
+    """On a cluster, make this checkout's packages importable on the executors.
+
+    Executors unpickle our ``mapInArrow`` functions by importing ``udfs`` / ``jobs``; a local master
+    shares this machine's files (PYTHONPATH), a cluster does not. When the driver runs from a checkout
+    (Databricks ``spark_python_task`` from a Git folder, ``spark-submit jobs/x.py`` on an EMR master) the
+    code zip (``lakesift.packaging``) is built and added with ``addPyFile``; when it came as
+    ``--py-files`` or a wheel, nothing is done. ``LAKESIFT_SHIP_CODE=0`` turns this off, ``=1`` forces it."""
+    force = os.environ.get("LAKESIFT_SHIP_CODE", "")
+    if force == "0":
+        return None
+    if force != "1" and spark.sparkContext.master.startswith("local"):
+        return None
+    root = code_source()
+    if root is None:
+        return None
+    import tempfile
+
+    from lakesift.packaging import build_code_zip
+
+    path = build_code_zip(Path(tempfile.gettempdir()) / "lakesift-ship", root)
+    if str(path) not in _SHIPPED:
+        spark.sparkContext.addPyFile(str(path))
+        _SHIPPED.add(str(path))
+        log.info("shipped code to executors: %s", path.name)
+    return str(path)
 
 
 def _check_delta(spark) -> None:

@@ -38,8 +38,10 @@ def run_notebook(name: str, env: dict[str, str], monkeypatch) -> dict:
 @pytest.fixture(scope="module")
 def lake(spark, shared, tmp_path_factory):
     root = tmp_path_factory.mktemp("nb")
-    env = {"lake": str(root / "lake"), "tokenizer": str(shared / "data/tokenizers/gpt-neox-20b/20B_tokenizer.json"),
-           "eval_dir": str(shared / "data/eval"), "report": str(root / "report.html")}
+    # file: URIs for the lake, the tokenizer and the eval sets: the code path of s3:// / abfss:// / gs://
+    env = {"lake": (root / "lake").as_uri(),
+           "tokenizer": (shared / "data/tokenizers/gpt-neox-20b/20B_tokenizer.json").as_uri(),
+           "eval_dir": (shared / "data/eval").as_uri(), "report": str(root / "report.html")}
     with pytest.MonkeyPatch.context() as mp:
         ns = run_notebook("00_end_to_end.py", env, mp)
     assert ns["report"] == env["report"]
@@ -79,7 +81,7 @@ def test_end_to_end_notebook_builds_the_lake(spark, lake):
 
 @pytest.mark.parametrize("name", ["01_ingest.py", "02_filter.py", "03_dedup.py", "04_tokenize.py", "05_report.py"])
 def test_stage_notebook_runs_against_the_demo_lake(name, spark, lake, shared, monkeypatch, capsys):
-    env = {"lake": str(lake / "lake"), "out": str(lake / "stage_out" / name.split(".")[0]),
+    env = {"lake": (lake / "lake").as_uri(), "out": str(lake / "stage_out" / name.split(".")[0]),
            "tokenizer": str(shared / "data/tokenizers/gpt-neox-20b/20B_tokenizer.json"),
            "eval_dir": str(shared / "data/eval")}
     if name == "02_filter.py":
