@@ -46,7 +46,7 @@ from typing import Annotated, Literal  # noqa: E402
 from pydantic import Field  # noqa: E402
 
 from lakesift.config import ConfigError, StrictModel, config_fingerprint, load_model  # noqa: E402
-from lakesift.log import get_logger, kv  # noqa: E402
+from lakesift.log import get_logger, job_done, job_start, kv  # noqa: E402
 from udfs.dedup import Normalization  # noqa: E402
 
 log = get_logger("dedup")
@@ -378,7 +378,8 @@ def main(argv=None) -> int:
             except ConfigError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
-    log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(cfg.steps)))
+    job_start(log, "dedup", run_id, f"{in_path}@v{version}",
+              [table_path(args.lake, t) for t in (args.output, "dup_clusters", "run_stats")], steps=len(cfg.steps))
 
     current = docs
     agg = docs.agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).first()
@@ -470,7 +471,8 @@ def main(argv=None) -> int:
     record_run(spark, args.lake, run_id, "dedup", {"config": args.config, "resolved": cfg.model_dump()},
                sys.argv if argv is None else ["jobs/dedup.py", *argv], started, "succeeded",
                {"documents_in": n_in, "kept": n_current})
-    log.info(kv(run_id=run_id, documents_in=n_in, kept=n_current, seconds=round(time.perf_counter() - t_start, 1)))
+    job_done(log, "dedup", run_id, time.perf_counter() - t_start, documents_in=n_in, kept=n_current,
+             removed=n_in - n_current)
     return 0
 
 

@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # `spark-submit jobs/filter.py`: the repository, 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lakesift.config import ConfigError, read_yaml_bytes
-from lakesift.log import get_logger, kv
+from lakesift.log import get_logger, job_done, job_start, kv
 
 log = get_logger("filter")
 
@@ -265,8 +265,9 @@ def main(argv=None) -> int:
     run_id = f"filter-{pipe.name}-{fingerprint}-{args.input}-v{version}"
     docs = spark.read.format("delta").load(in_path)
     segments = pipe.segments()
-    log.info(kv(run_id=run_id, input=in_path, input_version=version, steps=len(pipe.steps),
-                segments=len(segments)))
+    job_start(log, "filter", run_id, f"{in_path}@v{version}",
+              [table_path(args.lake, t) for t in (args.output, f"{args.output}_rejected", "run_stats")],
+              steps=len(pipe.steps), segments=len(segments))
 
     extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
              T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
@@ -337,7 +338,7 @@ def main(argv=None) -> int:
                 "thresholds": thresholds},
                sys.argv if argv is None else ["jobs/filter.py", *argv], started, "succeeded",
                {"documents_in": n_in, "kept": kept_n, **{f"threshold_{k}": v for k, v in thresholds.items()}})
-    log.info(kv(run_id=run_id, documents_in=n_in, kept=kept_n, seconds=round(time.perf_counter() - t0, 1)))
+    job_done(log, "filter", run_id, time.perf_counter() - t0, documents_in=n_in, kept=kept_n, rejected=n_in - kept_n)
     return 0
 
 

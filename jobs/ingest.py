@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # `spark-submit jobs/ingest.py`: the repository, 
 
 from lakesift.config import ConfigError, config_fingerprint, load_model
 from lakesift.io import InputError, expand_inputs
-from lakesift.log import get_logger, kv
+from lakesift.log import get_logger, job_done, job_start, kv
 from udfs.ingest import IngestConfig
 
 log = get_logger("ingest")
@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     run_id = new_run_id("ingest", config_fingerprint(cfg))
     docs_path, log_path = table_path(args.lake, DOCUMENTS), table_path(args.lake, INGEST_LOG)
     pending, finished = plan(spark, log_path, files, args.retry_failed)
-    log.info(kv(run_id=run_id, inputs=len(files), pending=len(pending), already_finished=len(finished),
-                extractor=cfg.extractor, lake=args.lake))
+    job_start(log, "ingest", run_id, args.input, [docs_path, log_path], files=len(files), pending=len(pending),
+              already_finished=len(finished), extractor=cfg.extractor)
     if args.dry_run:
         for f in pending:
             print(f)
@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     record_run(spark, args.lake, run_id, "ingest", cfg.model_dump(mode="json"), sys.argv if argv is None
                else ["jobs/ingest.py", *argv], started, "succeeded", summary)
     print_summary(summary)
-    log.info(kv(run_id=run_id, documents=summary["documents"], files=summary["files"],
-                failed=summary["files_failed"], partial=summary["files_partial"],
-                seconds=round((datetime.now(UTC) - started).total_seconds(), 1)))
+    job_done(log, "ingest", run_id, (datetime.now(UTC) - started).total_seconds(), files=summary["files"],
+             records=summary["records"], documents=summary["documents"], failed=summary["files_failed"],
+             partial=summary["files_partial"])
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: the repository, not jobs/, first on sys.path
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from lakesift.log import get_logger, kv  # noqa: E402
+from lakesift.log import get_logger, job_done, job_start, kv  # noqa: E402
 
 log = get_logger("report")
 
@@ -324,6 +324,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     spark = get_spark("lakesift-report")
+    job_start(log, "report", args.run or "newest", args.lake, args.out)
     try:
         data = gather(spark, args.lake, args.run, args.dedup_run, args.dataset_run,
                       args.samples, args.reasons, args.sample_chars)
@@ -332,9 +333,9 @@ def main(argv=None) -> int:
         return 2
     where = write_output(args.out, render(data))
     runs = data["runs"]
-    log.info(kv(run_id=runs["filter"]["run_id"], dedup_run=runs.get("dedup", {}).get("run_id", "-"),
-                dataset_run=runs.get("tokenize", {}).get("run_id", "-"), out=where,
-                seconds=round(time.perf_counter() - t0, 1)))
+    job_done(log, "report", runs["filter"]["run_id"], time.perf_counter() - t0,
+             dedup_run=runs.get("dedup", {}).get("run_id", "-"), dataset_run=runs.get("tokenize", {}).get("run_id", "-"),
+             funnel_steps=len(data["funnel"]), out=where)
     print(f"report: {where}")
     return 0
 

@@ -42,7 +42,7 @@ import time  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 
 from lakesift.config import ConfigError, load_model  # noqa: E402
-from lakesift.log import get_logger, kv  # noqa: E402
+from lakesift.log import get_logger, job_done, job_start, kv  # noqa: E402
 
 log = get_logger("tokenize")
 
@@ -309,7 +309,8 @@ def main(argv=None) -> int:
     fingerprint = hashlib.sha1(json.dumps({"cfg": cfg.model_dump(), "versions": versions, "tok": tinfo["sha1"]},
                                           sort_keys=True).encode()).hexdigest()[:10]
     run_id = f"tokenize-{cfg.name}-{fingerprint}"
-    log.info(kv(run_id=run_id, sources=",".join(f"{k}@v{v}" for k, v in versions.items()), out=args.out))
+    job_start(log, "tokenize", run_id, [f"{k}@v{v}" for k, v in versions.items()],
+              [args.out, table_path(args.lake, "datasets")])
 
     # 2. decontamination
     try:
@@ -399,9 +400,13 @@ def main(argv=None) -> int:
     if cfg.output.write_ids:
         columns.update({"seq_id": "int64", "source": "str"})
     t0 = time.perf_counter()
-    written = shuffled.mapInArrow(
+    from lakesift.progress import spark_action
+
+    write_df = shuffled.mapInArrow(
         write_task(args.out, columns, cfg.output.size_limit, cfg.output.compression, cfg.output.write_ids, dtype),
-        "shard_group long, samples long, per_source string").collect()
+        "shard_group long, samples long, per_source string")
+    # one task per shard group at the end: the bar counts MDS shard groups written
+    written = spark_action(spark, write_df.collect, "writing MDS shard groups", unit="task")
     write_seconds = time.perf_counter() - t0
     log.info(kv(phase="shuffle+write", shard_groups=n_groups, seconds=round(write_seconds, 1)))
     from streaming.base.util import merge_index
@@ -470,7 +475,8 @@ def main(argv=None) -> int:
               f"{s['sequences_written']:9d}")
     print(f"{n_written} sequences of {length} tokens ({n_written * length:,} tokens, {dtype}) in "
           f"{shards} shards, {n_groups} shard groups; written in {write_seconds:.1f} s")
-    log.info(kv(run_id=run_id, sequences=n_written, shards=shards, seconds=round(time.perf_counter() - t_start, 1)))
+    job_done(log, "tokenize", run_id, time.perf_counter() - t_start, documents=sum(s["documents"] for s in sources.values()),
+             sequences=n_written, tokens=n_written * length, shards=shards)
     return 0
 
 

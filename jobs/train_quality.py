@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # `spark-submit jobs/train_quality.py`: the repos
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lakesift.config import ConfigError, load_model
-from lakesift.log import get_logger, kv
+from lakesift.log import get_logger, job_done, job_start, kv
 
 log = get_logger("train_quality")
 
@@ -152,12 +152,16 @@ def main(argv=None) -> int:
     import yaml
     from pyspark.sql import functions as F
 
+    from jobs.common.lake import new_run_id, record_run
     from jobs.common.spark import get_spark
+    from lakesift.config import config_fingerprint
     from lakesift.io import is_local, local_path
     from udfs import quality
 
     spark = get_spark("lakesift-train-quality")
     t0 = time.perf_counter()
+    run_id = new_run_id("train_quality", config_fingerprint(cfg))
+    job_start(log, "train_quality", run_id, [*args.positive, *args.negative], args.out, config=args.config or "dclm")
     try:
         pos = union_sources(spark, args.positive, cfg, args.lake)
         neg = union_sources(spark, args.negative, cfg, args.lake)
@@ -244,8 +248,12 @@ def main(argv=None) -> int:
             q = v["scores"][cls].get("quantiles", {})
             if q:
                 print(f"  p(hq) of {cls:8s}: p10 {q['p10']:.3f}  median {q['p50']:.3f}  p90 {q['p90']:.3f}")
-    log.info(kv(out=args.out, train_lines=n_train, roc_auc=v["roc_auc"] if v else None,
-                seconds=round(time.perf_counter() - t0, 1)))
+    if args.lake:
+        record_run(spark, args.lake, run_id, "train_quality", cfg.model_dump(mode="json"),
+                   sys.argv if argv is None else ["jobs/train_quality.py", *argv], started, "succeeded",
+                   {"out": args.out, "train_lines": n_train, "roc_auc": v["roc_auc"] if v else None})
+    job_done(log, "train_quality", run_id, time.perf_counter() - t0, train_lines=n_train,
+             roc_auc=round(v["roc_auc"], 4) if v and v.get("roc_auc") is not None else None)
     return 0
 
 

@@ -145,9 +145,14 @@ def main(argv=None) -> int:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
+    progress = None  # tqdm bar on rank 0 when stderr is a terminal (lakesift.progress)
+
     def log(msg: str) -> None:
         if rank == 0:
-            print(msg, flush=True)
+            if progress is not None:
+                progress.write(msg)
+            else:
+                print(msg, flush=True)
 
     accum, rem = divmod(scale.global_batch, scale.micro_batch * world)
     if rem or accum == 0:
@@ -223,6 +228,10 @@ def main(argv=None) -> int:
     it = iter(loader)
     model.train()
     t_log, tok_log = time.perf_counter(), 0
+    if rank == 0:
+        from lakesift.progress import bar
+
+        progress = bar(total_steps, f"train {args.scale}", "step", initial=step)
     while step < total_steps:
         lr = lr_at(step, total_steps, scale.lr, scale.warmup, scale.final_lr)
         for g in opt.param_groups:
@@ -250,6 +259,9 @@ def main(argv=None) -> int:
         tokens_seen += step_tokens
         tok_log += step_tokens
         rec = {"step": step, "loss": float(loss_sum), "lr": lr, "grad_norm": float(grad_norm), "tokens": tokens_seen}
+        if progress is not None:
+            progress.set_postfix(loss=f"{rec['loss']:.3f}", lr=f"{lr:.1e}", refresh=False)
+            progress.update(1)
         if step % args.log_every == 0 or step == total_steps or step == 1:
             dt = time.perf_counter() - t_log
             tps = tok_log / dt if dt > 0 else 0.0
@@ -269,6 +281,9 @@ def main(argv=None) -> int:
         if args.stop_after and step >= args.stop_after:
             log(f"stopped after step {step} (--stop-after); rerun with the same --out to resume")
             break
+    if progress is not None:
+        progress.close()
+        progress = None
     if step >= total_steps:
         from training.export import export
 

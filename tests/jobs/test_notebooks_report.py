@@ -90,7 +90,16 @@ def test_stage_notebook_runs_against_the_demo_lake(name, spark, lake, shared, mo
         env["out"] = str(lake / "stage_out" / "report.html")
     n_docs = _read(spark, lake, "documents").count()
     ns = run_notebook(name, env, monkeypatch)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # every job logs one start and one done line with its run id, inputs / outputs and final counts
+    job = {"01_ingest.py": "ingest", "02_filter.py": "filter", "03_dedup.py": "dedup", "04_tokenize.py": "tokenize",
+           "05_report.py": "report"}[name]
+    start = re.search(rf"lakesift\.{job} INFO event=start job={job} run_id=(\S+) inputs=\S+ outputs=\S+", captured.err)
+    done = re.search(rf"lakesift\.{job} INFO event=done job={job} run_id=(\S+) .*seconds=[\d.]+$", captured.err, re.M)
+    assert start and done, captured.err[-2000:]
+    if job != "report":
+        assert start.group(1) == done.group(1)
     if name == "01_ingest.py":  # the sample was ingested by notebook 00: nothing is added twice
         assert _read(spark, lake, "documents").count() == n_docs
     if name == "02_filter.py":
