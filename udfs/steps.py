@@ -260,8 +260,8 @@ class PageLength(Step):
     def apply(self, doc):
         t = self.p.length_type
         if t == "word":
-            key = "ft_words" if self.p.ignore_punctuation else "ft_tokens"
-            n = len(doc.cached(key, lambda s: T.fasttext_words(s, self.p.ignore_punctuation)))
+            key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
+            n = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
         elif t == "line":
             n = len(doc.lines)
         elif t == "paragraph":
@@ -289,7 +289,7 @@ class WordLength(Step):
         words = doc.split
         if not words:
             return "no_words"
-        mean = sum(len(w) for w in words) / len(words)
+        mean = sum(map(len, words)) / len(words)
         if mean < self.p.min_length:
             return f"mean_word_length<{self.p.min_length:g}"
         if mean > self.p.max_length:
@@ -378,8 +378,8 @@ class StopWord(Step):
         min_stop_word: int = Field(2, ge=0)
 
     def apply(self, doc):
-        hits = [w for w in (x.lower() for x in doc.split) if w in self.STOP]
-        n = len(set(hits)) if self.p.count_unique else len(hits)
+        lowered = map(str.lower, doc.split)
+        n = len(self.STOP.intersection(lowered)) if self.p.count_unique else sum(map(self.STOP.__contains__, lowered))
         return None if n >= self.p.min_stop_word else f"stop_words<{self.p.min_stop_word}"
 
 
@@ -402,9 +402,9 @@ def _ngram_fractions(words: list[str], limits: dict[int, float]) -> tuple[int, f
     """
     import numpy as np
 
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.uint64, count=len(words))
-    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    # word identity by Python's string hash (equal words, equal hashes; collisions as unlikely as below)
+    ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     total = int(lens.sum())
     if total == 0:
         return None
@@ -486,7 +486,8 @@ class WordCounter(Step):
         ignore_punctuation: bool = True
 
     def apply(self, doc):
-        doc.meta[self.p.key] = len(T.fasttext_words(doc.text, self.p.ignore_punctuation))
+        key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
+        doc.meta[self.p.key] = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
         return None
 
 
@@ -508,7 +509,8 @@ class WordRemovalRatio(Step):
             raise KeyError(f"{self.name}: no '{self.p.prev_word_count_key}': add word_counter_enricher before it")
         if before == 0:
             return "no_words"
-        after = len(T.fasttext_words(doc.text, self.p.ignore_punctuation))
+        key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
+        after = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
         removed = (before - after) / before
         return f"words_removed>{self.p.max_removed_ratio:g}" if removed > self.p.max_removed_ratio else None
 
@@ -639,7 +641,11 @@ class UrlRemoval(Step):
 
     def __init__(self, params):
         super().__init__(params)
-        alt = T.trie_regex(sorted({t.lower() for t in _read_list(params.tlds_from_fname)}))
+        tlds = sorted({t.lower() for t in _read_list(params.tlds_from_fname)})
+        alt = T.trie_regex(tlds)
+        # tokens holding "." + the first character of some TLD: the only places a URL match can be
+        firsts = "".join(re.escape(c) for c in sorted({t[0] for t in tlds if t}))
+        self.url_tokens = re.compile(rf"(?<!\S)\S*\.[{firsts}]\S*")
         # DCLM builds this with retrie's Blacklist, whose default flags ignore case.
         self.tlds = re.compile(f"(?:{alt})", re.I)
         self.url = re.compile(
@@ -650,16 +656,40 @@ class UrlRemoval(Step):
 
     def apply(self, doc):
         text = doc.text
-        # Every TLD starts with a lower-case letter: without ".[a-z]" the URL pattern cannot match.
-        if (not self.p.dclm_compat or self.tlds.match(text)) and _DOT_LETTER.search(text):
-            text = self.url.sub("", text)
-        if _DIGIT_DOT_DIGIT.search(text):  # an IPv4 address needs one; most pages have none
+        if not self.p.dclm_compat or self.tlds.match(text):
+            text = _sub_in_tokens(self.url, self.url_tokens, text)
+        # An IPv4 match contains d.d{1,3}.d{1,3}.d: without that the pattern cannot match anywhere.
+        if _IPV4_CORE.search(text):
             text = self.ipv4.sub("", text)
         return _modified(doc, text)
 
 
-_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")
-_DOT_LETTER = re.compile(r"\.[a-z]")
+_IPV4_CORE = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+
+
+def _sub_in_tokens(pattern: re.Pattern, candidates: re.Pattern, text: str) -> str:
+    """``pattern.sub("", text)`` for a pattern of the shape ``\\s{0,10}<no whitespace>``, run only on
+    the whitespace-delimited tokens ``candidates`` finds (each with the up to 10 whitespace characters
+    before it), instead of trying the pattern at every position of the page.
+
+    Same result as the plain ``sub``: a match is at most 10 whitespace characters followed by
+    non-whitespace characters, so it lies inside one such window, and windows never overlap (tokens are
+    separated by whitespace that no match crosses); tokens without a candidate cannot hold a match.
+    ``\\b`` at a window's end sees whitespace or the end of the text, as in the whole page."""
+    out: list[str] = []
+    last = 0
+    for m in candidates.finditer(text):
+        start, end = m.span()
+        ws = start
+        while ws > last and start - ws < 10 and text[ws - 1].isspace():
+            ws -= 1
+        out.append(text[last:ws])
+        out.append(pattern.sub("", text[ws:end]))
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 # ------------------------------------------------------------------------------------- C4, FineWeb

@@ -16,9 +16,12 @@ real documents.
 
 from __future__ import annotations
 
+import re
+
 import regex
 
 _WS_TOKEN = regex.compile(r"[^ \n\t\v\f\r\x00]+")  # fastText splits on these bytes
+_WS_TOKEN_RE = re.compile(_WS_TOKEN.pattern)  # the same with the standard library (faster here)
 # Segments between UAX #29 word boundaries ((?w) turns on Unicode default word boundaries).
 _UAX29_SPLIT = regex.compile(r"(?w)\b")
 
@@ -39,9 +42,17 @@ def paragraphs(text: str) -> list[str]:
     return [s for p in text.split("\n\n") if (s := p.strip())]
 
 
+def fasttext_word_count(text: str, ignore_punctuation: bool = True) -> int:
+    """``len(fasttext_words(text, ignore_punctuation))`` without building the words."""
+    toks = _WS_TOKEN_RE.findall(text)
+    if ignore_punctuation:
+        return sum(1 for t in toks if t[0].isalnum())
+    return len(toks)
+
+
 def fasttext_words(text: str, ignore_punctuation: bool = True) -> list[str]:
     """Words as fastText tokenizes them (DCLM's default ``split_words`` model)."""
-    toks = _WS_TOKEN.findall(text)
+    toks = _WS_TOKEN_RE.findall(text)
     if ignore_punctuation:
         return [t for t in toks if t[0].isalnum()]
     return toks
