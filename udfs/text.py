@@ -58,8 +58,31 @@ def fasttext_words(text: str, ignore_punctuation: bool = True) -> list[str]:
     return toks
 
 
+# A fast path for the common case, texts made only of ASCII, Latin-1 letters and punctuation / symbols
+# whose UAX #29 Word_Break value is Other. For such text the word rules reduce to: letters, digits and
+# "_" join (WB5, WB8-10, WB13a/b); a MidLetter / MidNumLet / Single_Quote character (: . ' \u2018 \u2019)
+# joins two letters (WB6/7); a MidNum / MidNumLet / Single_Quote character (, ; . ' \u2018 \u2019) joins
+# two digits (WB11/12); everything else breaks. Words starting with "_" are punctuation-initial.
+# tests/udfs/test_text.py checks this against the general path (fuzzed) and against uniseg.
+_LATIN_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff"
+_OTHER_SAFE = ("\u00a0\u00a1\u00a3\u00a7\u00a9\u00ab\u00ae\u00b0\u00b6\u00bb\u00bf\u00d7\u00f7"
+               "\u2013\u2014\u201a\u201c\u201d\u201e\u2020\u2022\u2026\u2032\u2033\u20ac\u2122"
+               "\u2190-\u2193")
+_FAST_SAFE = re.compile(rf"[\x00-\x7f{_LATIN_LETTERS}{_OTHER_SAFE}\u2018\u2019]*\Z")
+_FAST_WORD = re.compile(
+    rf"[{_LATIN_LETTERS}0-9_]+(?:(?:(?<=[{_LATIN_LETTERS}])[:.'\u2018\u2019](?=[{_LATIN_LETTERS}])"
+    rf"|(?<=[0-9])[.,;'\u2018\u2019](?=[0-9]))[{_LATIN_LETTERS}0-9_]+)*")
+
+
 def uax29_words(text: str, ignore_punctuation: bool = True) -> list[str]:
     """Words by Unicode word segmentation (DCLM's ``split_words(model='uniseg')``)."""
+    if ignore_punctuation and (text.isascii() or _FAST_SAFE.match(text)):
+        return [w for w in _FAST_WORD.findall(text) if w[0] != "_"]
+    return uax29_words_general(text, ignore_punctuation)
+
+
+def uax29_words_general(text: str, ignore_punctuation: bool = True) -> list[str]:
+    """:func:`uax29_words` for any text, through the ``regex`` module's UAX #29 boundaries."""
     segs = []
     for s in _UAX29_SPLIT.split(text):
         if not s or s.isspace():

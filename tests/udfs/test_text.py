@@ -31,3 +31,26 @@ def test_uax29_words_match_uniseg_on_real_documents(shared):
     assert len(texts) > 100
     same = sum(uax29_words(t) == [w for w in uniseg.words(t) if w.strip() and w[0].isalnum()] for t in texts)
     assert same / len(texts) >= 0.99, f"{same} of {len(texts)} documents segment identically"
+
+
+def test_uax29_fast_path_equals_the_general_path():
+    """The fast path (ASCII / Latin-1 letters / Word_Break=Other symbols) gives exactly the words of the
+    general regex-module path: fuzzed strings around the joining rules, and the sample's real pages."""
+    import random
+
+    from udfs.text import _FAST_SAFE, uax29_words_general
+
+    rng = random.Random(11)
+    alphabet = list("aZé9_0 .,;:'\u2018\u2019-\n\t\"()!?") + ["\u201c", "\u201e", "\u2014", "\u00a0", "\u2026", "ÿ", "À"]
+    checked = 0
+    for _ in range(20000):
+        t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert _FAST_SAFE.match(t)
+        assert uax29_words(t) == uax29_words_general(t), repr(t)
+        checked += 1
+    files = sorted(glob.glob(str(REPO / "sample" / "warc" / "*.warc.gz")))
+    texts = [d["text"] for f in files for d in iter_documents(f, IngestConfig(), FileReport(f), "t")]
+    fast = [t for t in texts if _FAST_SAFE.match(t)]
+    assert len(fast) > 40  # the fast path is really taken on real pages
+    for t in fast:
+        assert uax29_words(t) == uax29_words_general(t)
