@@ -166,7 +166,7 @@ def render(data: dict) -> str:
     kpis = [("documents in", f"{n_in:,}"), ("documents left", f"{n_out:,}"),
             ("kept", f"{100.0 * n_out / n_in:.1f}%" if n_in else "-")]
     if data.get("mix"):
-        kpis.append(("tokens in the mix", fmt(data["mix"]["tokens"])))
+        kpis.append(("tokens written (with padding)", fmt(data["mix"]["tokens"])))
     runs_rows = "".join(f"<tr><td>{k}</td><td>{escape(v['run_id'])}</td><td>{escape(v['finished_at'])}</td></tr>"
                         for k, v in runs.items())
     stale = ('<p class="warn">Note: the filtered table now holds the output of a newer run; distributions and '
