@@ -383,7 +383,8 @@ def main(argv=None) -> int:
 
     current = docs
     agg = docs.agg(F.count("*").alias("n"), F.sum(F.length("text")).alias("chars")).first()
-    n_current, chars_current = int(agg.n), int(agg.chars or 0)
+    n_in = n_current = int(agg.n)
+    chars_current = int(agg.chars or 0)
     all_clusters = None
     stat_rows, funnel, persisted = [], [], []
     for i, step in enumerate(cfg.steps):
@@ -461,7 +462,6 @@ def main(argv=None) -> int:
     except OSError:
         pass
 
-    n_in = docs.count() if not funnel else funnel[0][1]
     print(f"\n=== dedup: {cfg.name} ({n_in} documents in) ===")
     print(f"{'step':14s} {'docs in':>8s} {'kept':>8s} {'removed':>8s} {'seconds':>8s}  details")
     for sid, a, b, r, secs, st in funnel:

@@ -90,6 +90,12 @@ def _job_args(job: str, argv: list[str]):
         return None
 
 
+def _filter_tables(run: dict) -> tuple[str, str]:
+    """(input table, output table) of a filter run, from its recorded command line."""
+    a = _job_args("filter", run["argv"])
+    return (a.input, a.output) if a else ("documents", "filtered")
+
+
 def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_run: str | None):
     """(filter run, dedup run or None, tokenize run or None) from the newest-last run list."""
     filters = [r for r in runs if r["job"] == "filter"]
@@ -103,8 +109,7 @@ def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_
         f = filters[-1]
     else:
         raise ReportError("no successful filter run in _runs: run jobs/filter.py first")
-    fargs = _job_args("filter", f["argv"])
-    f_output = fargs.output if fargs else "filtered"
+    f_output = _filter_tables(f)[1]
 
     def choose(job, wanted, accept):
         if wanted == "none":
@@ -128,9 +133,9 @@ def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_
 
 
 def _load(spark, lake: str, table: str, version: int | None = None):
-    from jobs.common.lake import table_exists, table_path
+    from jobs.common.lake import resolve_table, table_exists
 
-    path = table if ("/" in table or ":" in table) else table_path(lake, table)
+    path = resolve_table(lake, table)
     if not table_exists(spark, path):
         return None
     reader = spark.read.format("delta")
@@ -156,7 +161,7 @@ def _languages(df, top: int = 10):
     return {str(r.language): int(r.n) for r in rows}
 
 
-def _quality(spark, fconfig: dict, kept_df, rej_df):
+def _quality(fconfig: dict, kept_df, rej_df):
     """Score histogram of pages that reached the quality threshold step, kept vs dropped there."""
     from pyspark.sql import functions as F
 
@@ -211,8 +216,7 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
     runs = _runs(spark, lake)
     f, d, t = pick_runs(runs, run, dedup_run, dataset_run)
     fconfig = json.loads(f["config_json"])
-    fargs = _job_args("filter", f["argv"])
-    f_in, f_out = (fargs.input, fargs.output) if fargs else ("documents", "filtered")
+    f_in, f_out = _filter_tables(f)
     data: dict = {"lake": lake_root(lake), "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
                   "runs": {}, "tables": {"input": f_in, "filtered": f_out}}
     for kind, r in (("filter", f), ("dedup", d), ("tokenize", t)):
@@ -256,7 +260,7 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
         if df is not None:
             dists[name] = {"length": _hist_log_length(df), "languages": _languages(df)}
     data["distributions"] = {"bins_per_decade": LENGTH_BINS_PER_DECADE, **dists}
-    data["quality"] = _quality(spark, fconfig, kept, rejected)
+    data["quality"] = _quality(fconfig, kept, rejected)
 
     data["clusters"] = None
     if d is not None:
@@ -300,26 +304,10 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
     return data
 
 
-def write_output(out: str, html: str) -> str:
-    from lakesift.io import is_local, local_path
-
-    if is_local(out) or out.startswith("dbfs:"):
-        p = Path(local_path(out))
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(p)
-        return str(p)
-    import fsspec
-
-    with fsspec.open(out, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    return out
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from jobs.common.spark import get_spark
+    from lakesift.io import write_text
     from lakesift.report import render
 
     t0 = time.perf_counter()
@@ -331,7 +319,7 @@ def main(argv=None) -> int:
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    where = write_output(args.out, render(data))
+    where = write_text(args.out, render(data))
     runs = data["runs"]
     job_done(log, "report", runs["filter"]["run_id"], time.perf_counter() - t0,
              dedup_run=runs.get("dedup", {}).get("run_id", "-"), dataset_run=runs.get("tokenize", {}).get("run_id", "-"),

@@ -246,18 +246,6 @@ def prepare_out(out: str) -> None:
         fs.rm(root, recursive=True)
 
 
-def write_text(out: str, name: str, text: str) -> None:
-    from lakesift.io import is_local, local_path
-
-    if is_local(out):
-        Path(local_path(out), name).write_text(text, encoding="utf-8")
-        return
-    import fsspec
-
-    with fsspec.open(f"{out.rstrip('/')}/{name}", "w") as f:
-        f.write(text)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     from lakesift.io import is_local, local_path
@@ -285,7 +273,7 @@ def main(argv=None) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import record_run, replace_run_rows, table_exists, table_path
+    from jobs.common.lake import record_run, replace_run_rows, resolve_table, table_exists, table_path
     from jobs.common.spark import get_spark
 
     spark = get_spark("lakesift-tokenize")
@@ -295,7 +283,7 @@ def main(argv=None) -> int:
     # 1. sources
     frames, versions = [], {}
     for s in cfg.sources:
-        uri = s.table if ("/" in s.table or ":" in s.table) else table_path(args.lake, s.table)
+        uri = resolve_table(args.lake, s.table)
         if not table_exists(spark, uri):
             print(f"error: source {s.name}: no Delta table at {uri}", file=sys.stderr)
             return 2
@@ -411,12 +399,11 @@ def main(argv=None) -> int:
     log.info(kv(phase="shuffle+write", shard_groups=n_groups, seconds=round(write_seconds, 1)))
     from streaming.base.util import merge_index
 
-    from lakesift.io import is_local, local_path
+    from lakesift.io import is_local
 
-    out_root = local_path(args.out) if is_local(args.out) else args.out
-    folders = sorted(f"{out_root.rstrip('/')}/group-{r.shard_group:05d}/index.json" for r in written)
-    merge_index(folders, out_root, keep_local=True)
-    index_json = json.loads(Path(out_root, "index.json").read_text()) if is_local(args.out) else None
+    folders = sorted(f"{args.out.rstrip('/')}/group-{r.shard_group:05d}/index.json" for r in written)
+    merge_index(folders, args.out, keep_local=True)
+    index_json = json.loads(Path(args.out, "index.json").read_text()) if is_local(args.out) else None
     shards = len(index_json["shards"]) if index_json else None
     per_written: dict[str, int] = {}
     for r in written:
@@ -448,7 +435,9 @@ def main(argv=None) -> int:
                             "action": cfg.decontamination.action, "tasks": contamination},
         "config": cfg.model_dump(),
     }
-    write_text(args.out, "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    from lakesift.io import write_text
+
+    write_text(f"{args.out.rstrip('/')}/manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     ds_path = table_path(args.lake, "datasets")
     row = [(run_id, cfg.name, args.out, cfg.tokenizer.name, tinfo["sha1"], p.seq_len, dtype, int(n_written),

@@ -45,16 +45,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def read_yaml_bytes(path: str | Path, what: str = "file") -> tuple[bytes, Any]:
     """The raw bytes of a YAML file (for hashing) and its parsed content; :class:`ConfigError` naming
     the file when it is missing or not YAML."""
-    from lakesift.io import is_local, local_path
+    from lakesift.io import is_local, local_path, open_binary
 
     spec = str(path)
     if not is_local(spec) and not spec.startswith("dbfs:"):  # s3://, abfss://, gs://, https:// ...
         try:
-            import fsspec
-
-            with fsspec.open(spec, "rb") as fh:
+            with open_binary(spec) as fh:
                 raw = fh.read()
-        except (OSError, ValueError, ImportError) as exc:
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot read {what}: {exc}") from None
     else:
         p = Path(local_path(spec))

@@ -156,11 +156,29 @@ def expand_inputs(specs: Iterable[str], listing_prefix: str) -> list[str]:
     return sorted(found)
 
 
-def fetch_to_cache(uri: str, what: str = "file") -> str:
+def write_text(uri: str, text: str) -> str:
+    """Write a UTF-8 text file to a local path, ``file:``, ``dbfs:/`` (FUSE) or a cloud URI (fsspec);
+    local files are replaced atomically. Returns where it went."""
+    if scheme_of(uri) in ("", "file", "dbfs"):
+        path = local_path(uri)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        return path
+    import fsspec
+
+    with fsspec.open(uri, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return uri
+
+
+def fetch_to_cache(uri: str, what: str = "file", cache: str | None = None) -> str:
     """A local path for ``uri``: local paths and ``dbfs:/`` (FUSE) as they are; a cloud file or folder
     (``s3://``, ``gs://``, ``abfss://``, ``https://`` ...) downloaded once into
-    ``~/.cache/lakesift/fetched`` (atomically, keyed by the URI) for code that needs real files, such as
-    tokenizers and evaluation task files."""
+    ``cache`` (default ``~/.cache/lakesift/fetched``; atomically, keyed by the URI) for code that needs real
+    files, such as tokenizers, evaluation task files and models."""
     if scheme_of(uri) in ("", "file", "dbfs"):
         return local_path(uri)
     import hashlib
@@ -173,7 +191,7 @@ def fetch_to_cache(uri: str, what: str = "file") -> str:
         fs, path = fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as exc:
         raise InputError(f"cannot open {what} {uri}: {exc}; install the cloud extra: pip install 'lakesift[cloud]'") from exc
-    cache = os.path.expanduser(os.environ.get("LAKESIFT_CACHE", "~/.cache/lakesift")) + "/fetched"
+    cache = cache or os.path.expanduser(os.environ.get("LAKESIFT_CACHE", "~/.cache/lakesift")) + "/fetched"
     dest = os.path.join(cache, hashlib.sha1(uri.encode()).hexdigest()[:12], os.path.basename(path.rstrip("/")) or "data")
     if os.path.exists(dest):
         return dest

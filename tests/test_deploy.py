@@ -70,7 +70,7 @@ def test_bundle_structure_and_targets():
         assert set(target.get("variables", {})) <= declared, f"target {t} sets undeclared variables"
     used = set(VAR.findall(json.dumps([j for j, _ in jobs.values()])))
     assert used <= declared, f"undeclared variables: {used - declared}"
-    assert declared <= used | set(), f"declared but unused variables: {declared - used}"
+    assert declared <= used, f"declared but unused variables: {declared - used}"
     assert "lakesift_pipeline" in jobs
 
 

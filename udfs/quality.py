@@ -14,8 +14,6 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -113,19 +111,12 @@ def _hub_download(uri: str) -> str:
 
 def _remote_download(uri: str) -> str:
     """Copy a cloud / http model file into the local model cache once (atomic rename)."""
-    from lakesift.io import open_binary
+    from lakesift.io import fetch_to_cache
 
-    dest = CACHE / hashlib.sha1(uri.encode()).hexdigest()[:16] / Path(uri.rstrip("/")).name
-    if dest.is_file():
-        return str(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open_binary(uri) as src, tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-            shutil.copyfileobj(src, tmp, 8 << 20)
+        return fetch_to_cache(uri, "model", cache=str(CACHE))
     except Exception as exc:
         raise ValueError(f"cannot fetch model {uri}: {type(exc).__name__}: {exc}") from None
-    os.replace(tmp.name, dest)
-    return str(dest)
 
 
 def resolve_model(uri: str) -> str:

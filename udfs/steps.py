@@ -52,6 +52,11 @@ class Doc:
     def split(self) -> list[str]:
         return self.cached("split", str.split)
 
+    def ft_word_count(self, ignore_punctuation: bool = True) -> int:
+        """Number of fastText words (alphanumeric-initial tokens, or all tokens), cached."""
+        return self.cached("ft_word_count" if ignore_punctuation else "ft_token_count",
+                           lambda s: T.fasttext_word_count(s, ignore_punctuation))
+
 
 class Step:
     """Base class. Subclasses set ``name``, ``kind`` and ``Params`` and implement ``apply``."""
@@ -260,8 +265,7 @@ class PageLength(Step):
     def apply(self, doc):
         t = self.p.length_type
         if t == "word":
-            key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
-            n = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
+            n = doc.ft_word_count(self.p.ignore_punctuation)
         elif t == "line":
             n = len(doc.lines)
         elif t == "paragraph":
@@ -486,8 +490,7 @@ class WordCounter(Step):
         ignore_punctuation: bool = True
 
     def apply(self, doc):
-        key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
-        doc.meta[self.p.key] = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
+        doc.meta[self.p.key] = doc.ft_word_count(self.p.ignore_punctuation)
         return None
 
 
@@ -509,8 +512,7 @@ class WordRemovalRatio(Step):
             raise KeyError(f"{self.name}: no '{self.p.prev_word_count_key}': add word_counter_enricher before it")
         if before == 0:
             return "no_words"
-        key = "ft_word_count" if self.p.ignore_punctuation else "ft_token_count"
-        after = doc.cached(key, lambda s: T.fasttext_word_count(s, self.p.ignore_punctuation))
+        after = doc.ft_word_count(self.p.ignore_punctuation)
         removed = (before - after) / before
         return f"words_removed>{self.p.max_removed_ratio:g}" if removed > self.p.max_removed_ratio else None
 

@@ -20,8 +20,8 @@ import re
 
 import regex
 
-_WS_TOKEN = regex.compile(r"[^ \n\t\v\f\r\x00]+")  # fastText splits on these bytes
-_WS_TOKEN_RE = re.compile(_WS_TOKEN.pattern)  # the same with the standard library (faster here)
+# fastText splits on these bytes (the standard library's engine is faster than `regex` for this one)
+_WS_TOKEN_RE = re.compile(r"[^ \n\t\v\f\r\x00]+")
 # Segments between UAX #29 word boundaries ((?w) turns on Unicode default word boundaries).
 _UAX29_SPLIT = regex.compile(r"(?w)\b")
 

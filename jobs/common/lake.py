@@ -28,6 +28,11 @@ def table_path(lake: str, table: str) -> str:
     return f"{lake_root(lake)}/{table}"
 
 
+def resolve_table(lake: str, table: str) -> str:
+    """A table given by name (``filtered``: ``LAKE/filtered``) or as a Delta path / URI."""
+    return table if ("/" in table or ":" in table) else table_path(lake, table)
+
+
 def table_exists(spark, path: str) -> bool:
     from delta.tables import DeltaTable
 

@@ -110,9 +110,7 @@ _SHIPPED: set[str] = set()
 
 def code_source() -> Path | None:
     """The checkout this code runs from, or None when it comes from a zip or an installed wheel."""
-    import udfs
-
-    root = Path(udfs.__file__).resolve().parents[1]
+    root = Path(code_origin()).resolve()
     if not (root / "udfs" / "__init__.py").is_file() or not (root / "conf").is_dir():
         return None  # inside --py-files lakesift-code.zip, or site-packages
     return root

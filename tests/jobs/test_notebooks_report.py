@@ -68,8 +68,7 @@ def test_notebooks_are_databricks_source_format():
 
 def test_end_to_end_notebook_builds_the_lake(spark, lake):
     runs = {r.job for r in _read(spark, lake, "_runs").select("job").collect()}
-    assert {"ingest", "train_quality", "filter", "dedup", "tokenize"} <= runs or \
-        {"ingest", "filter", "dedup", "tokenize"} <= runs
+    assert {"ingest", "train_quality", "filter", "dedup", "tokenize"} <= runs
     n_docs = _read(spark, lake, "documents").count()
     n_kept = _read(spark, lake, "filtered").count()
     n_rej = _read(spark, lake, "filtered_rejected").count()
