@@ -34,8 +34,10 @@ def load_model(path: str | None = None):
 def identify(texts: Sequence[str], model_path: str | None = None) -> tuple[list[str], np.ndarray]:
     """Top language code and its probability for each text (``"und"``, 0.0 for empty text)."""
     model = load_model(model_path)
-    cleaned = [" ".join(t.split()) for t in texts]  # fastText predicts one line: no newlines
-    idx = [i for i, t in enumerate(cleaned) if t]
+    # fastText predicts one line (its binding refuses "\n") and splits words on its own whitespace
+    # (" \t\v\f\r\0"); other characters, including Unicode spaces, are part of words, as in DCLM.
+    cleaned = [t.replace("\n", " ") for t in texts]
+    idx = [i for i, t in enumerate(cleaned) if t and not t.isspace()]
     langs = ["und"] * len(texts)
     scores = np.zeros(len(texts), dtype=np.float64)
     if idx:

@@ -32,6 +32,10 @@ _PY_WS = regex.escape("".join(chr(c) for c in range(0x110000) if chr(c).isspace(
 NON_ALPHA_WORD = regex.compile(rf"(?<![^{_PY_WS}])[^{_PY_WS}\p{{L}}]+(?![^{_PY_WS}])")
 
 
+# Gopher's English stop words (Rae et al. 2021, A.1)
+STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+
+
 def lines(text: str) -> list[str]:
     """DCLM lines: split on ``\\n``, strip, drop empty."""
     return [s for p in text.split("\n") if (s := p.strip())]
