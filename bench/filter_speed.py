@@ -8,7 +8,8 @@ Documents: the text our ingest path extracts from the 1,719 real pages of ../sha
 once under bench/out/filter/ as JSONL and as a Delta ``documents`` table.
 
 Measured, alternating, medians over ``--repeats``:
-* ours, one process: ``udfs.pipeline`` over every document (docs/s per core);
+* ours, one process: ``udfs.pipeline`` over every document (docs/s per core), with the compiled
+  kernels (udfs/_rules.c) and, on the first ``--peer-docs`` documents, in pure Python;
 * ours, Spark: ``python jobs/filter.py --config conf/pipelines/dclm_baseline.yaml`` in a fresh process,
   end to end (start-up, Delta read, pipeline, three Delta writes), local[*] on all cores;
 * datatrove (its own venv, ``DATATROVE_PYTHON``, default ~/.cache/lakesift/bench-venv): LanguageFilter
@@ -78,16 +79,21 @@ def prepare(shared: Path, out: Path, copies: int) -> tuple[Path, Path, int]:
     return jsonl, lake, n
 
 
-def ours_python(jsonl: Path) -> tuple[float, int, int]:
+def ours_python(jsonl: Path, limit: int = 0, pure: bool = False) -> tuple[float, int, int]:
+    """One process, one document at a time; ``pure``: without the compiled kernels (udfs.kernels)."""
+    from udfs import kernels
     from udfs.pipeline import load
 
     pipe = load(CONFIG, skips=SKIP)
     docs = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
-    t0 = time.perf_counter()
-    kept = 0
-    for d in docs:
-        kept += pipe.run(d["text"], d["url"], {"language": d["language"], "language_score": d["language_score"]}).kept
-    return time.perf_counter() - t0, len(docs), kept
+    docs = docs[:limit] if limit else docs
+    with kernels.pure_python(pure):
+        t0 = time.perf_counter()
+        kept = 0
+        for d in docs:
+            meta = {"language": d["language"], "language_score": d["language_score"]}
+            kept += pipe.run(d["text"], d["url"], meta).kept
+        return time.perf_counter() - t0, len(docs), kept
 
 
 def ours_spark(lake: Path) -> tuple[float, int]:
@@ -128,10 +134,15 @@ def main() -> int:
     jsonl, lake, n = prepare(Path(args.shared), Path(args.out), args.copies)
     cores = os.cpu_count() or 1
     print(f"documents: {n} (real extracted pages, {args.copies} copies); {cores} cores")
-    py_t, sp_t, dt_rate = [], [], []
+    from udfs import kernels
+
+    print(f"rules: {kernels.active()} (udfs/_rules.c{' built' if kernels.rules else ' not built: run make setup'})")
+    py_t, sp_t, dt_rate, pure_rate = [], [], [], []
     for i in range(args.repeats):
         t, docs, kept_py = ours_python(jsonl)
         py_t.append(t)
+        t, pure_docs, _ = ours_python(jsonl, args.peer_docs, pure=True)
+        pure_rate.append(pure_docs / t)
         t, kept_sp = ours_spark(lake)
         sp_t.append(t)
         r = peer(jsonl, args.peer_docs)
@@ -144,6 +155,8 @@ def main() -> int:
     sp_rate = n / statistics.median(sp_t)
     print(f"median: ours {py_rate:.0f} docs/s per core (1 process); ours spark {sp_rate:.0f} docs/s end to end "
           f"on {cores} cores = {sp_rate / cores:.0f} docs/s per core, start-up included")
+    print(f"median: ours without the C kernels {statistics.median(pure_rate):.0f} docs/s per core (1 process, first "
+          f"{args.peer_docs or n} documents)")
     if dt_rate:
         dt = statistics.median(dt_rate)
         print(f"median: datatrove {dt:.1f} docs/s (1 process = 1 core)")

@@ -1,4 +1,5 @@
-"""The compiled rule kernels (``udfs/_rules.c``), or ``None`` when they are not built.
+"""The compiled kernels, or ``None`` when they are not built: :data:`rules` (``udfs/_rules.c``, the
+per-document rules of udfs.steps) and :data:`lid` (``udfs/_lid.c``, fastText language-ID inference).
 
 ``pip install -e .`` / ``make setup`` compiles them when a C compiler is present; without one (or from
 a code zip shipped with ``--py-files``, where extension modules cannot be imported) every step runs its
@@ -9,23 +10,24 @@ path (for comparisons and benchmarks). Steps look up :data:`rules` at call time,
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
 
-def _load() -> ModuleType | None:
+def _load(name: str) -> ModuleType | None:
     if os.environ.get("LAKESIFT_PURE_PYTHON", "0") not in ("", "0"):
         return None
     try:
-        from udfs import _rules
+        return importlib.import_module(f"udfs.{name}")
     except ImportError:
         return None
-    return _rules
 
 
-rules: ModuleType | None = _load()
+rules: ModuleType | None = _load("_rules")
+lid: ModuleType | None = _load("_lid")
 
 
 def active() -> str:
@@ -35,11 +37,12 @@ def active() -> str:
 
 @contextmanager
 def pure_python(on: bool = True) -> Iterator[None]:
-    """Run the block with the pure-Python definitions (``on``), or with the kernels if built."""
-    global rules
-    saved = rules
-    rules = None if on else (saved or _load())
+    """Run the block with the pure-Python definitions and fastText's own binding (``on``), or with
+    the kernels if built."""
+    global rules, lid
+    saved = rules, lid
+    rules, lid = (None, None) if on else (saved[0] or _load("_rules"), saved[1] or _load("_lid"))
     try:
         yield
     finally:
-        rules = saved
+        rules, lid = saved

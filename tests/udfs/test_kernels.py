@@ -233,3 +233,85 @@ def test_pipeline_decisions_and_text_are_the_same_with_and_without_kernels(share
     assert compiled == python
     kept = sum(o[0] for o in compiled)
     assert 0 < kept < len(texts)
+
+
+# ------------------------------------------------------------------------------ language ID kernel
+
+LID_EDGE_CASES = ["hello world", "\x00", "a </s> b c d", "</s>", "__label__en foo", "Bonjour le monde",
+                  "\u00e9\u00e8 \U0001f642 \u4e2d\u6587", "x" * 5000, "\u00a0nbsp\u00a0words\u3000here", "\r\t\v\f",
+                  "caf\u00e9 na\u00efve \u0130stanbul \u212a", "  leading and trailing  "]
+
+
+def assert_same_predictions(ft_model, kernel_model, texts):
+    import numpy as np
+
+    labels, arrays = ft_model.predict(texts, k=1)
+    got_labels, got_probs = K.lid.predict(kernel_model, texts)
+    for text, lab, arr, got_lab, got_p in zip(texts, labels, arrays, got_labels, got_probs, strict=True):
+        want_lab = lab[0] if len(lab) else None
+        want_p = arr[0] if len(arr) else np.float32(0.0)
+        assert (got_lab, np.float32(got_p)) == (want_lab, np.float32(want_p)), text[:80]
+
+
+def test_lid_kernel_gives_fasttexts_predictions_bit_for_bit(shared, real_texts):
+    from tests.udfs.test_dclm_conformance import golden_documents
+    from udfs.langid import default_model_path, load_model
+
+    assert K.lid is not None, "udfs._lid is not built: run `make setup` (needs a C compiler)"
+    path = default_model_path()
+    texts = [t.replace("\n", " ") for t in real_texts + [d["text"] for _, d in golden_documents(shared)]]
+    texts = [t for t in texts if t.strip()] + LID_EDGE_CASES
+    assert_same_predictions(load_model(path), K.lid.load(path), texts)
+    with pytest.raises(ValueError, match="one line"):
+        K.lid.predict(K.lid.load(path), ["two\nlines"])
+
+
+def test_lid_kernel_reads_dense_and_quantized_models_or_refuses_clearly(tmp_path, real_texts):
+    """A small hierarchical-softmax model trained here, as .bin (dense matrices) and quantized with
+    pruned buckets and quantized norms (.ftz): same predictions as fastText. Models it does not handle (softmax
+    loss), truncated and foreign files: a ValueError naming the file, and identify() falls back."""
+    import fasttext
+
+    from udfs import langid
+
+    rng = random.Random(23)
+    vocab = sorted({w for t in real_texts[:50] for w in t.split()})
+    lines = [f"__label__{rng.choice('abc')} " + " ".join(rng.choice(vocab) for _ in range(20)) for _ in range(300)]
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    probe = [" ".join(t.split()[:200]) for t in real_texts[120:220] if t.split()] + LID_EDGE_CASES
+
+    def fit(name: str, **kw):
+        # in a fresh process: fastText's binding (0.10.4) trains once per process (see udfs.quality.train)
+        import json
+        import subprocess
+
+        args = {"input": str(train), "dim": 8, "minn": 2, "maxn": 4, "epoch": 2, "bucket": 5000, "lr": 0.05,
+                "thread": 1, "verbose": 0, **kw}
+        code = ("import fasttext, json, sys; a = json.loads(sys.argv[1]); out = a.pop('out'); "
+                "fasttext.train_supervised(**a).save_model(out)")
+        subprocess.run([sys.executable, "-c", code, json.dumps({**args, "out": str(tmp_path / name)})], check=True)
+        return fasttext.load_model(str(tmp_path / name))
+
+    hs = fit("hs.bin", loss="hs")
+    assert_same_predictions(hs, K.lid.load(str(tmp_path / "hs.bin")), probe)
+    hs.quantize(input=str(train), qnorm=True, cutoff=2000, retrain=False, thread=1, dsub=2)
+    hs.save_model(str(tmp_path / "hs.ftz"))
+    assert_same_predictions(hs, K.lid.load(str(tmp_path / "hs.ftz")), probe)
+
+    fit("softmax.bin", loss="softmax")
+    with pytest.raises(ValueError, match="hierarchical-softmax"):
+        K.lid.load(str(tmp_path / "softmax.bin"))
+    langs, scores = langid.identify(probe[:5], str(tmp_path / "softmax.bin"))  # fastText's binding instead
+    assert all(lang in {"a", "b", "c"} for lang in langs)
+
+    data = (tmp_path / "hs.ftz").read_bytes()
+    for cut in (3, 40, len(data) // 2, len(data) - 3):
+        (tmp_path / "cut.ftz").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="cut.ftz"):
+            K.lid.load(str(tmp_path / "cut.ftz"))
+    (tmp_path / "foreign.bin").write_bytes(b"PK\x03\x04 not a model" * 10)
+    with pytest.raises(ValueError, match="not a fastText model"):
+        K.lid.load(str(tmp_path / "foreign.bin"))
+    with pytest.raises(OSError):
+        K.lid.load(str(tmp_path / "missing.ftz"))
