@@ -59,6 +59,16 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def kernels_in_use() -> str:
+    """Which implementation the rules and language ID use in this (driver) process: "compiled"
+    (udfs/_rules.c, udfs/_lid.c built by `pip install .` / `make setup`) or "python". Executors import
+    the same code; on a cluster they use the kernels only if the project is installed there (a code zip
+    shipped with --py-files cannot carry compiled modules)."""
+    from udfs import kernels
+
+    return f"rules:{kernels.active()},lid:{'compiled' if kernels.lid is not None else 'fasttext'}"
+
+
 def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None):
     """Read the pipeline file once and apply command-line overrides: the spec, the built pipeline
     (validated) and a fingerprint of the file's bytes and the overrides."""
@@ -236,6 +246,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from concurrent.futures import ThreadPoolExecutor
+
     from delta.tables import DeltaTable
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -267,7 +279,7 @@ def main(argv=None) -> int:
     segments = pipe.segments()
     job_start(log, "filter", run_id, f"{in_path}@v{version}",
               [table_path(args.lake, t) for t in (args.output, f"{args.output}_rejected", "run_stats")],
-              steps=len(pipe.steps), segments=len(segments))
+              steps=len(pipe.steps), segments=len(segments), kernels=kernels_in_use())
 
     extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
              T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
@@ -307,19 +319,27 @@ def main(argv=None) -> int:
         kept = decided.filter("_kept").drop(*[f.name for f in extra]).withColumn("filter_run_id", F.lit(run_id))
         kept.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
             .save(table_path(args.lake, args.output))
+        t1 = time.perf_counter()
         rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
                     F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"), *enriched]
         if args.rejected_text:
             rej_cols.append("text")
-        decided.filter(~F.col("_kept")).select(*rej_cols).write.format("delta").mode("overwrite") \
-            .option("overwriteSchema", "true").save(table_path(args.lake, f"{args.output}_rejected"))
-        t1 = time.perf_counter()
-        rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
-        log.info(kv(phase="write", outputs_seconds=round(t1 - t0, 1), stats_seconds=round(time.perf_counter() - t1, 1)))
+        rejected = decided.filter(~F.col("_kept")).select(*rej_cols)
+        # The decisions are cached now (the write above computed them): the rejected table is written
+        # while the statistics are computed from the cache and written (a Delta commit is mostly
+        # driver-side waiting, so the two overlap well even on few cores).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            wrote = pool.submit(lambda: rejected.write.format("delta").mode("overwrite")
+                                .option("overwriteSchema", "true")
+                                .save(table_path(args.lake, f"{args.output}_rejected")))
+            rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
+            write_run_stats(spark, args.lake, rows, run_id)
+            wrote.result()
+        log.info(kv(phase="write", kept_seconds=round(t1 - t0, 1),
+                    rejected_and_stats_seconds=round(time.perf_counter() - t1, 1)))
     finally:
         for df in persisted:
             df.unpersist()
-    write_run_stats(spark, args.lake, rows, run_id)
 
     funnel = sorted((r for r in rows if r[4] is None), key=lambda r: r[3])
     n_in = funnel[0][5] if funnel else 0
