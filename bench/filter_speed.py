@@ -9,7 +9,7 @@ once under bench/out/filter/ as JSONL and as a Delta ``documents`` table.
 
 Measured, alternating, medians over ``--repeats``:
 * ours, one process: ``udfs.pipeline`` over every document (docs/s per core), with the compiled
-  kernels (udfs/_rules.c) and, on the first ``--peer-docs`` documents, in pure Python;
+  kernels (lakesift_native/) and, on the first ``--peer-docs`` documents, in pure Python;
 * ours, Spark: ``python jobs/filter.py --config conf/pipelines/dclm_baseline.yaml`` in a fresh process,
   end to end (start-up, Delta read, pipeline, three Delta writes), local[*] on all cores;
 * datatrove (its own venv, ``DATATROVE_PYTHON``, default ~/.cache/lakesift/bench-venv): LanguageFilter
@@ -136,7 +136,7 @@ def main() -> int:
     print(f"documents: {n} (real extracted pages, {args.copies} copies); {cores} cores")
     from udfs import kernels
 
-    print(f"rules: {kernels.active()} (udfs/_rules.c{' built' if kernels.rules else ' not built: run make setup'})")
+    print(f"rules: {kernels.active()} (lakesift_native{' built' if kernels.rules else ' not built: run make setup'})")
     py_t, sp_t, dt_rate, pure_rate = [], [], [], []
     for i in range(args.repeats):
         t, docs, kept_py = ours_python(jsonl)

@@ -61,7 +61,7 @@ def parse_args(argv):
 
 def kernels_in_use() -> str:
     """Which implementation the rules and language ID use in this (driver) process: "compiled"
-    (udfs/_rules.c, udfs/_lid.c built by `pip install .` / `make setup`) or "python". Executors import
+    (lakesift_native/_rules.c, _lid.c built by `pip install .` / `make setup`) or "python". Executors import
     the same code; on a cluster they use the kernels only if the project is installed there (a code zip
     shipped with --py-files cannot carry compiled modules)."""
     from udfs import kernels

@@ -1,8 +1,9 @@
-"""The compiled kernels, or ``None`` when they are not built: :data:`rules` (``udfs/_rules.c``, the
-per-document rules of udfs.steps) and :data:`lid` (``udfs/_lid.c``, fastText language-ID inference).
+"""The compiled kernels, or ``None`` when they are not built: :data:`rules`
+(``lakesift_native/_rules.c``, the per-document rules of udfs.steps) and :data:`lid`
+(``lakesift_native/_lid.c``, fastText language-ID inference).
 
 ``pip install -e .`` / ``make setup`` compiles them when a C compiler is present; without one (or from
-a code zip shipped with ``--py-files``, where extension modules cannot be imported) every step runs its
+on a cluster where the project is not installed: a code zip cannot carry them) every step runs its
 pure-Python definition instead, with the same decisions. ``LAKESIFT_PURE_PYTHON=1`` forces the Python
 path (for comparisons and benchmarks). Steps look up :data:`rules` at call time, so
 :func:`pure_python` can switch it for a block of code.
@@ -21,7 +22,7 @@ def _load(name: str) -> ModuleType | None:
     if os.environ.get("LAKESIFT_PURE_PYTHON", "0") not in ("", "0"):
         return None
     try:
-        return importlib.import_module(f"udfs.{name}")
+        return importlib.import_module(f"lakesift_native.{name}")
     except ImportError:
         return None
 

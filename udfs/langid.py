@@ -4,7 +4,7 @@ The compressed model (``lid.176.ftz``, 917 kB, CC-BY-SA-3.0) ships inside the ``
 package, so nothing is downloaded at run time. A model is loaded once per Python process and reused
 by every batch (Spark reuses Python workers, so that is once per executor core).
 
-Predictions come from ``udfs/_lid.c`` when it is built: a reader of the same model file that gives
+Predictions come from ``lakesift_native/_lid.c`` when it is built: a reader of the same model file that gives
 fastText's labels and probabilities bit for bit (tests/udfs/test_kernels.py) ~5x faster, because it
 works out each distinct word's input rows once; otherwise from fastText's own binding.
 """
@@ -37,7 +37,7 @@ def load_model(path: str | None = None):
 
 @lru_cache(maxsize=4)
 def _load_kernel_model(path: str):
-    """The model in udfs/_lid.c's reader (same predictions as fastText's, faster), or None when the
+    """The model in lakesift_native/_lid.c reader (same predictions as fastText's, faster), or None when the
     kernel is not built or does not handle this model (fastText's binding is used then)."""
     from udfs import kernels
 

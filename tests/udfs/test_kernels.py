@@ -1,4 +1,4 @@
-"""The compiled rule kernels (udfs/_rules.c) against the Python definitions they replace.
+"""The compiled kernels (lakesift_native/_rules.c, _lid.c) against the Python definitions they replace.
 
 Each kernel must give exactly what the Python code gives: on fuzzed strings built to hit the edges
 (every kind of whitespace, case-folding oddities, joiners between letters and digits, repeated
@@ -61,7 +61,7 @@ def real_texts() -> list[str]:
 
 def test_kernels_are_built_and_used():
     """`make setup` compiles them; the rest of this file would test nothing without them."""
-    assert _rules is not None, "udfs._rules is not built: run `make setup` (needs a C compiler)"
+    assert _rules is not None, "lakesift_native._rules is not built: run `make setup` (needs a C compiler)"
     assert K.active() == "compiled"
     with K.pure_python():
         assert K.active() == "python"
@@ -257,7 +257,7 @@ def test_lid_kernel_gives_fasttexts_predictions_bit_for_bit(shared, real_texts):
     from tests.udfs.test_dclm_conformance import golden_documents
     from udfs.langid import default_model_path, load_model
 
-    assert K.lid is not None, "udfs._lid is not built: run `make setup` (needs a C compiler)"
+    assert K.lid is not None, "lakesift_native._lid is not built: run `make setup` (needs a C compiler)"
     path = default_model_path()
     texts = [t.replace("\n", " ") for t in real_texts + [d["text"] for _, d in golden_documents(shared)]]
     texts = [t for t in texts if t.strip()] + LID_EDGE_CASES
