@@ -39,6 +39,10 @@ setup:
 	@# predict-only one must not win (no train_supervised), whatever order pip installed them in.
 	@$(PY) -c "import fasttext, sys; sys.exit(0 if hasattr(fasttext, 'train_supervised') else 1)" || \
 		$(PY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps 'fasttext-numpy2>=0.10.4'
+	@# the C kernels (lakesift_native/) are optional for running, but the tests check them: say so when
+	@# the install could not compile them (no C compiler / Python headers)
+	@$(PY) -c "import lakesift_native._rules, lakesift_native._lid" 2>/dev/null || \
+		echo "warning: lakesift_native kernels not built (install gcc and the Python headers, then make setup); pure Python is used"
 	$(PY) scripts/setup_spark.py
 	@# headless Chromium renders the data report in tests (Debian's package; needs root, as in CI)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
