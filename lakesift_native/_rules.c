@@ -103,6 +103,16 @@ static PyObject *word_stats(PyObject *self, PyObject *text)
 
 /* ------------------------------------------------------------------------------ line modifiers */
 
+static int append_substring(PyObject *list, PyObject *text, Py_ssize_t a, Py_ssize_t b)
+{
+    PyObject *sub = PyUnicode_Substring(text, a, b);
+    if (!sub)
+        return -1;
+    int rc = PyList_Append(list, sub);
+    Py_DECREF(sub);
+    return rc;
+}
+
 /* drop_lines_by_char_share(text, counted, max_share) -> str
  *     "\n".join(ln for ln in text.split("\n") if not ln or share(ln) <= max_share).strip(), where
  *     share(ln) = sum(map(str.isupper, ln)) / len(ln) for counted == "upper", str.isdigit for "digit".
@@ -140,31 +150,16 @@ static PyObject *drop_lines_by_char_share(PyObject *self, PyObject *args)
             }
             keep = (double)cnt / (double)len <= max_share;
         }
-        if (!keep && kept == NULL) { /* first drop: copy the lines kept so far */
+        if (!keep && kept == NULL) {
+            /* first drop: the lines before this one are all kept, and they are text[0:start-1] */
             kept = PyList_New(0);
-            if (!kept)
-                return NULL;
-            Py_ssize_t s0 = 0;
-            for (Py_ssize_t k = 0; k < start && n_lines > 0; k++) {
-                if (PyUnicode_READ(kind, data, k) == '\n') {
-                    PyObject *ln = PyUnicode_Substring(text, s0, k);
-                    if (!ln || PyList_Append(kept, ln) < 0) {
-                        Py_XDECREF(ln);
-                        Py_DECREF(kept);
-                        return NULL;
-                    }
-                    Py_DECREF(ln);
-                    s0 = k + 1;
-                }
-            }
-        } else if (keep && kept != NULL) {
-            PyObject *ln = PyUnicode_Substring(text, start, i);
-            if (!ln || PyList_Append(kept, ln) < 0) {
-                Py_XDECREF(ln);
-                Py_DECREF(kept);
+            if (!kept || (n_lines > 0 && append_substring(kept, text, 0, start - 1) < 0)) {
+                Py_XDECREF(kept);
                 return NULL;
             }
-            Py_DECREF(ln);
+        } else if (keep && kept != NULL && append_substring(kept, text, start, i) < 0) {
+            Py_DECREF(kept);
+            return NULL;
         }
         n_lines++;
         start = i + 1;
