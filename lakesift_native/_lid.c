@@ -434,7 +434,10 @@ static PyObject *load(PyObject *self, PyObject *arg)
                 rd(&r, norm_codes, (size_t)rows);
             ok = ok && !r.failed && read_pq(&r, &npq) == 0;
         }
-        ok = ok && pq.nsubq > 0 && (int64_t)pq.nsubq * rows <= codesize;
+        /* sub-quantizers must tile the dimension exactly (no reads or writes past a row / the centroids) */
+        ok = ok && pq.dim == m->dim && pq.nsubq > 0 && pq.dsub > 0 && pq.lastdsub > 0 &&
+             (int64_t)(pq.nsubq - 1) * pq.dsub + pq.lastdsub == m->dim && (int64_t)pq.nsubq * rows <= codesize;
+        ok = ok && (!qnorm || (npq.dim == 1 && npq.nsubq == 1 && npq.dsub == 1 && npq.lastdsub == 1));
         if (ok) {
             m->input = PyMem_Calloc((size_t)rows * (size_t)m->dim, sizeof(float));
             ok = m->input != NULL;
@@ -494,10 +497,22 @@ static PyObject *load(PyObject *self, PyObject *arg)
     if (r.failed)
         FAIL("truncated model file");
     for (int32_t i = 0; i < m->size; i++) {
+        if (m->words[i].type != (i >= m->nwords))
+            FAIL("bad dictionary: words and labels out of place");
         for (int32_t k = 0; k < m->words[i].nsub; k++) {
             if (m->words[i].sub[k] < 0 || m->words[i].sub[k] >= m->input_rows)
                 FAIL("dictionary refers to rows outside the input matrix");
         }
+    }
+    /* every row an out-of-vocabulary n-gram can reach */
+    if (m->pruneidx_size > 0) {
+        for (int64_t i = 0; i < m->prune_cap; i++) {
+            if (m->prune_keys[i] != -1 &&
+                (m->prune_vals[i] < 0 || (int64_t)m->nwords + m->prune_vals[i] >= m->input_rows))
+                FAIL("pruned-bucket index refers to rows outside the input matrix");
+        }
+    } else if (m->pruneidx_size < 0 && m->maxn > 0 && (int64_t)m->nwords + m->bucket > m->input_rows) {
+        FAIL("input matrix smaller than words + buckets");
     }
     if (build_tree(m) < 0)
         FAIL("out of memory");

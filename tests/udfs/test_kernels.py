@@ -310,6 +310,22 @@ def test_lid_kernel_reads_dense_and_quantized_models_or_refuses_clearly(tmp_path
         (tmp_path / "cut.ftz").write_bytes(data[:cut])
         with pytest.raises(ValueError, match="cut.ftz"):
             K.lid.load(str(tmp_path / "cut.ftz"))
+    # damaged files: every load either refuses with a ValueError or gives a model that predicts (a read
+    # outside the model's arrays would crash the test process)
+    refused = 0
+    for i in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        (tmp_path / "damaged.ftz").write_bytes(bytes(damaged))
+        try:
+            model = K.lid.load(str(tmp_path / "damaged.ftz"))
+        except ValueError:
+            refused += 1
+            continue
+        labels, probs = K.lid.predict(model, probe[:20])
+        assert len(labels) == len(probs) == 20 and all(isinstance(p, float) for p in probs)
+    assert refused < 300
     (tmp_path / "foreign.bin").write_bytes(b"PK\x03\x04 not a model" * 10)
     with pytest.raises(ValueError, match="not a fastText model"):
         K.lid.load(str(tmp_path / "foreign.bin"))
