@@ -313,7 +313,7 @@ def test_lid_kernel_reads_dense_and_quantized_models_or_refuses_clearly(tmp_path
     # damaged files: every load either refuses with a ValueError or gives a model that predicts (a read
     # outside the model's arrays would crash the test process)
     refused = 0
-    for i in range(300):
+    for _ in range(300):
         damaged = bytearray(data)
         for _ in range(rng.randint(1, 4)):
             damaged[rng.randrange(len(damaged))] = rng.randrange(256)
