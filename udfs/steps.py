@@ -57,7 +57,7 @@ class Doc:
     def folded(self) -> str | None:
         """``text.lower()`` when a search for ASCII literals in it is the same as a case-insensitive
         regex search (``re.I``) in the text: no character that ``re.I`` equates with an ASCII letter
-        other than its own upper case (a property tests/udfs/test_steps.py checks on all of Unicode)."""
+        other than its own upper case (a property tests/udfs/test_kernels.py checks on all of Unicode)."""
         return self.cached("folded", lambda s: None if any(c in s for c in _RE_I_ASCII_TWINS) else self.lower)
 
     @property
