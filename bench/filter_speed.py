@@ -79,14 +79,12 @@ def prepare(shared: Path, out: Path, copies: int) -> tuple[Path, Path, int]:
     return jsonl, lake, n
 
 
-def ours_python(jsonl: Path, limit: int = 0, pure: bool = False) -> tuple[float, int, int]:
+def ours_python(docs: list[dict], pure: bool = False) -> tuple[float, int, int]:
     """One process, one document at a time; ``pure``: without the compiled kernels (udfs.kernels)."""
     from udfs import kernels
     from udfs.pipeline import load
 
     pipe = load(CONFIG, skips=SKIP)
-    docs = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
-    docs = docs[:limit] if limit else docs
     with kernels.pure_python(pure):
         t0 = time.perf_counter()
         kept = 0
@@ -136,12 +134,13 @@ def main() -> int:
     print(f"documents: {n} (real extracted pages, {args.copies} copies); {cores} cores")
     from udfs import kernels
 
-    print(f"rules: {kernels.active()} (lakesift_native{' built' if kernels.rules else ' not built: run make setup'})")
+    print(f"kernels: {kernels.describe()}" + ("" if kernels.rules else " (lakesift_native not built: run make setup)"))
+    all_docs = [json.loads(line) for line in open(jsonl, encoding="utf-8")]
     py_t, sp_t, dt_rate, pure_rate = [], [], [], []
     for i in range(args.repeats):
-        t, docs, kept_py = ours_python(jsonl)
+        t, docs, kept_py = ours_python(all_docs)
         py_t.append(t)
-        t, pure_docs, _ = ours_python(jsonl, args.peer_docs, pure=True)
+        t, pure_docs, _ = ours_python(all_docs[:args.peer_docs] if args.peer_docs else all_docs, pure=True)
         pure_rate.append(pure_docs / t)
         t, kept_sp = ours_spark(lake)
         sp_t.append(t)

@@ -59,16 +59,6 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def kernels_in_use() -> str:
-    """Which implementation the rules and language ID use in this (driver) process: "compiled"
-    (lakesift_native/_rules.c, _lid.c built by `pip install .` / `make setup`) or "python". Executors import
-    the same code; on a cluster they use the kernels only if the project is installed there (a code zip
-    shipped with --py-files cannot carry compiled modules)."""
-    from udfs import kernels
-
-    return f"rules:{kernels.active()},lid:{'compiled' if kernels.lid is not None else 'fasttext'}"
-
-
 def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None):
     """Read the pipeline file once and apply command-line overrides: the spec, the built pipeline
     (validated) and a fingerprint of the file's bytes and the overrides."""
@@ -255,6 +245,7 @@ def main(argv=None) -> int:
 
     from jobs.common.lake import record_run, table_exists, table_path, write_run_stats
     from jobs.common.spark import get_spark
+    from udfs import kernels  # logged: what this driver uses (executors need the project installed too)
 
     spark = get_spark("lakesift-filter")
     # The pipeline is CPU-bound Python: small input splits keep every core busy to the end, and small
@@ -279,7 +270,7 @@ def main(argv=None) -> int:
     segments = pipe.segments()
     job_start(log, "filter", run_id, f"{in_path}@v{version}",
               [table_path(args.lake, t) for t in (args.output, f"{args.output}_rejected", "run_stats")],
-              steps=len(pipe.steps), segments=len(segments), kernels=kernels_in_use())
+              steps=len(pipe.steps), segments=len(segments), kernels=kernels.describe())
 
     extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
              T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),

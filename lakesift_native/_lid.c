@@ -185,6 +185,20 @@ static int compute_subwords(const Model *m, const char *w, size_t len, int32_t *
     return 0;
 }
 
+/* The character n-gram rows of a word: computeSubwords on "<word>" (fastText's BOW / EOW). */
+static int word_subwords(const Model *m, const char *w, int32_t len, int32_t **out, int32_t *n, int32_t *cap)
+{
+    char *wrapped = PyMem_Malloc((size_t)len + 2);
+    if (!wrapped)
+        return -1;
+    wrapped[0] = '<';
+    memcpy(wrapped + 1, w, (size_t)len);
+    wrapped[len + 1] = '>';
+    int rc = compute_subwords(m, wrapped, (size_t)len + 2, out, n, cap);
+    PyMem_Free(wrapped);
+    return rc;
+}
+
 static void model_free(Model *m)
 {
     if (!m)
@@ -382,27 +396,14 @@ static PyObject *load(PyObject *self, PyObject *arg)
     for (int32_t i = 0; i < m->size; i++) {
         Entry *e = &m->words[i];
         m->word2int[find_slot(m, e->word, e->len, ft_hash(e->word, (size_t)e->len))] = i;
-        int32_t cap = 0;
-        e->sub = NULL;
-        e->nsub = 0;
-        cap = 8;
+        int32_t cap = 8; /* a word's rows: itself, then its character n-grams (fastText's initNgrams) */
         e->sub = PyMem_Malloc(sizeof(int32_t) * (size_t)cap);
         if (!e->sub)
             FAIL("out of memory");
         e->sub[e->nsub++] = i;
-        if (!(e->len == 4 && memcmp(e->word, "</s>", 4) == 0) && m->maxn > 0) {
-            size_t wl = (size_t)e->len + 2;
-            char *wrapped = PyMem_Malloc(wl);
-            if (!wrapped)
-                FAIL("out of memory");
-            wrapped[0] = '<';
-            memcpy(wrapped + 1, e->word, (size_t)e->len);
-            wrapped[wl - 1] = '>';
-            int rc = compute_subwords(m, wrapped, wl, &e->sub, &e->nsub, &cap);
-            PyMem_Free(wrapped);
-            if (rc < 0)
-                FAIL("out of memory");
-        }
+        if (!(e->len == 4 && memcmp(e->word, "</s>", 4) == 0) && m->maxn > 0 &&
+            word_subwords(m, e->word, e->len, &e->sub, &e->nsub, &cap) < 0)
+            FAIL("out of memory");
     }
 
     /* input matrix, decoded to floats */
@@ -609,19 +610,10 @@ static const CacheSlot *token_rows(Model *m, const char *tok, int32_t len)
         if (wid >= 0) {
             rows = m->words[wid].sub;
             n = m->words[wid].nsub;
-        } else if (!(len == 4 && memcmp(tok, "</s>", 4) == 0) && m->maxn > 0) {
-            char *wrapped = PyMem_Malloc((size_t)len + 2);
-            if (!wrapped)
-                return NULL;
-            wrapped[0] = '<';
-            memcpy(wrapped + 1, tok, (size_t)len);
-            wrapped[len + 1] = '>';
-            int rc = compute_subwords(m, wrapped, (size_t)len + 2, &rows, &n, &cap);
-            PyMem_Free(wrapped);
-            if (rc < 0) {
-                PyMem_Free(rows);
-                return NULL;
-            }
+        } else if (!(len == 4 && memcmp(tok, "</s>", 4) == 0) && m->maxn > 0 &&
+                   word_subwords(m, tok, len, &rows, &n, &cap) < 0) {
+            PyMem_Free(rows);
+            return NULL;
         }
     }
     if (m->cache_used * 2 >= m->cache_cap) { /* grow, or start over past 1M distinct tokens (~170 MB) */

@@ -36,6 +36,11 @@ def active() -> str:
     return "compiled" if rules is not None else "python"
 
 
+def describe() -> str:
+    """What this process uses, for logs: ``rules:compiled|python,lid:compiled|fasttext``."""
+    return f"rules:{active()},lid:{'compiled' if lid is not None else 'fasttext'}"
+
+
 @contextmanager
 def pure_python(on: bool = True) -> Iterator[None]:
     """Run the block with the pure-Python definitions and fastText's own binding (``on``), or with

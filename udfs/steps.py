@@ -222,11 +222,9 @@ class NumericRatioLine(Step):
         return _drop_lines_by_char_share(doc, "digit", self.p.max_ratio)
 
 
-_COUNTER = re.compile(
-    r"^\W*\d(?:,|\.|\d)*(?:K|k|M|m|B|b)?\s+(?:likes|shares|comments|retweets|reposts|quotes|bookmarks|"
-    r"upvotes|downvotes|downloads|views|followers)\W*$")
 _COUNTER_WORDS = ("likes", "shares", "comments", "retweets", "reposts", "quotes", "bookmarks", "upvotes",
                   "downvotes", "downloads", "views", "followers")
+_COUNTER = re.compile(rf"^\W*\d(?:,|\.|\d)*(?:K|k|M|m|B|b)?\s+(?:{'|'.join(_COUNTER_WORDS)})\W*$")
 
 
 @register
