@@ -79,9 +79,39 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
     return read_yaml_bytes(path, what)[1]
 
 
-def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any] | None = None) -> M:
-    """Load ``path`` (YAML) into ``model``, apply ``overrides`` (dotted keys), validate strictly.
+def _apply(data: Any, dotted: str, value: Any, source: str, remove_on_none: bool) -> None:
+    """Set ``dotted`` (``a.b``, list items by index: ``steps.0.threshold``) in ``data``; with
+    ``remove_on_none`` a None value removes the key."""
+    node = data
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{source}: {dotted}: no list item {part}")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{source}: {dotted}: {part} is not a mapping or a list")
+    if isinstance(node, list):
+        if not leaf.isdigit() or int(leaf) >= len(node):
+            raise ConfigError(f"{source}: {dotted}: no list item {leaf}")
+        node[int(leaf)] = value
+    elif not isinstance(node, dict):
+        raise ConfigError(f"{source}: {dotted}: not a mapping")
+    elif value is None and remove_on_none:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
 
+
+def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any] | None = None,
+               sets: dict[str, Any] | None = None) -> M:
+    """Load ``path`` (YAML) into ``model``, apply ``overrides`` then ``sets`` (dotted keys), validate
+    strictly.
+
+    ``overrides`` come from a job's own flags: a None value means "flag not given" and is ignored.
+    ``sets`` come from ``--set KEY=VALUE``: a None value (``null``) removes the key (its default applies).
     ``path=None`` gives the model's defaults (plus overrides).
     """
     source = str(path) if path is not None else "<defaults>"
@@ -94,13 +124,10 @@ def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any
             raise ConfigError(f"{source}: top level must be a mapping, got {type(loaded).__name__}")
         data = loaded
     for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        if value is not None:
+            _apply(data, dotted, value, source, False)
+    for dotted, value in (sets or {}).items():
+        _apply(data, dotted, value, f"{source} (--set)", True)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -1,8 +1,8 @@
 """The code archive executors need on a cluster: ``lakesift/``, ``udfs/``, ``jobs/`` and ``conf/``.
 
 Used two ways: ``make package`` writes it to ``dist/`` for ``spark-submit --py-files`` (EMR, EMR
-Serverless, any YARN / Kubernetes cluster), and ``jobs.common.spark`` builds it on the fly and ships it
-with ``SparkContext.addPyFile`` when a job runs on a cluster straight from a checkout (Databricks
+Serverless, any YARN / Kubernetes cluster), and ``jobs.common.ship`` builds it on the fly and ships it
+as a Python file when a job runs on a cluster straight from a checkout (Databricks
 ``spark_python_task`` from a Git folder or workspace files). The archive is reproducible: sorted
 entries, fixed timestamps, so the same tree gives the same bytes (and the same digest in its name).
 """

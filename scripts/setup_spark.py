@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.common.spark import DELTA_CATALOG, DELTA_EXTENSION, delta_package, get_spark  # noqa: E402
+from jobs.common.session import DELTA_CATALOG, DELTA_EXTENSION, delta_package, get_spark  # noqa: E402
 
 
 def write_spark_defaults() -> Path:

@@ -29,7 +29,7 @@ def warc_dir(shared) -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.common.spark import get_spark
+    from jobs.common.session import get_spark
 
     session = get_spark("lakesift-tests", {
         "spark.ui.enabled": "false",

@@ -144,7 +144,7 @@ def test_code_archive_is_complete_and_reproducible(tmp_path):
     assert code_zip_bytes() == code_zip_bytes()
     z = build_code_zip(tmp_path)
     names = set(zipfile.ZipFile(z).namelist())
-    for need in ("udfs/steps.py", "udfs/resources.py", "jobs/filter.py", "jobs/common/spark.py",
+    for need in ("udfs/steps.py", "udfs/resources.py", "jobs/filter.py", "jobs/common/session.py",
                  "lakesift/config.py", "conf/pipelines/dclm_baseline.yaml", "conf/banlists/domains.txt"):
         assert need in names, need
     assert not any(n.endswith(".pyc") or "__pycache__" in n for n in names)
@@ -210,7 +210,8 @@ def test_spark_submit_with_only_the_code_archive(tmp_path, spark):
 SHIP_PROBE = """
 import sys
 sys.path.insert(0, {repo!r})  # the driver runs from the checkout, as a spark_python_task does
-from jobs.common.spark import get_spark, ship_code
+from jobs.common.session import get_spark
+from jobs.common.ship import ship_code
 
 spark = get_spark("probe")
 

@@ -2,7 +2,7 @@
 files shipped in ``conf/`` (e.g. ``banlists/iana_tlds.txt``).
 
 On a cluster the code may arrive as a zip (``spark-submit --py-files lakesift-code.zip``, or shipped by
-``jobs.common.spark``); ``conf/`` is then read from that archive into a local cache once per worker.
+``jobs.common.ship``); ``conf/`` is then read from that archive into a local cache once per worker.
 """
 
 from __future__ import annotations

@@ -1,36 +1,97 @@
-"""The lake: a root URI under which every Delta table of a pipeline lives (``LAKE/<table>``).
+"""The lake: a root URI under which every Delta table of a pipeline lives (``LAKE/<table>``), and the
+catalogue of the tables whose shape the project fixes.
 
 Tables are addressed by path, so the same code works on a laptop folder, ``s3://``, ``abfss://`` or
-``dbfs:/`` without a metastore. Each job run gets a run id and a row in ``LAKE/_runs`` with its
-resolved config, arguments and versions.
+``dbfs:/`` without a metastore. :class:`Lake` is what jobs use:
+
+    lake = Lake("./lake")
+    df, version = lake.read("documents")          # pinned: the rows of that version, whoever appends
+    lake.path("filtered"), lake.exists("deduped"), lake.version("documents")
+
+Each table with a fixed schema is declared once in :data:`TABLES` (name → columns); jobs build their
+DataFrames from :func:`schema` instead of writing the columns again. Tables whose columns follow their
+input (``filtered`` keeps every column of ``documents`` and adds the pipeline's) are not declared.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
-from lakesift import __version__
 from lakesift.io import is_local, local_path
 
-DEFAULT_LAKE = "./lake"
+# name -> [(column, Spark SQL type, nullable)]: the one declaration of each fixed-shape table
+TABLES: dict[str, list[tuple[str, str, bool]]] = {
+    "documents": [
+        ("doc_id", "string", False), ("url", "string", True), ("url_host", "string", True),
+        ("crawl_date", "timestamp", True), ("source", "string", False), ("warc_path", "string", False),
+        ("warc_record_id", "string", True), ("warc_record_index", "long", False), ("charset", "string", True),
+        ("text", "string", False), ("language", "string", False), ("language_score", "double", False),
+        ("extractor", "string", False), ("ingest_run_id", "string", False),
+    ],
+    "ingest_log": [
+        ("run_id", "string", False), ("warc_path", "string", False), ("source", "string", False),
+        ("status", "string", False), ("records_read", "long", False), ("documents_written", "long", False),
+        ("skipped", "map<string,long>", False), ("languages", "map<string,long>", False),
+        ("error", "string", True), ("extractor", "string", False), ("started_at", "timestamp", True),
+        ("finished_at", "timestamp", True), ("seconds", "double", False),
+    ],
+    # per run and step of every stage (filter, dedup, …): documents / characters in and out, per reason
+    "run_stats": [
+        ("run_id", "string", True), ("pipeline", "string", True), ("step", "string", True),
+        ("step_index", "int", True), ("reason", "string", True), ("docs_in", "long", True),
+        ("docs_out", "long", True), ("docs_dropped", "long", True), ("chars_in", "long", True),
+        ("chars_out", "long", True),
+    ],
+    "dup_clusters": [
+        ("doc_id", "string", True), ("cluster_id", "string", True), ("kept", "boolean", True),
+        ("method", "string", True), ("run_id", "string", True),
+    ],
+    "datasets": [
+        ("run_id", "string", True), ("name", "string", True), ("out", "string", True),
+        ("tokenizer", "string", True), ("tokenizer_sha1", "string", True), ("seq_len", "int", True),
+        ("dtype", "string", True), ("sequences", "long", True), ("tokens", "long", True), ("shards", "int", True),
+        ("sources_json", "string", True), ("config_json", "string", True), ("created_at", "timestamp", True),
+    ],
+    # one row per job run (jobs.common.runs): what ran, on which table versions, and how it ended
+    "_runs": [
+        ("run_id", "string", False), ("job", "string", False), ("status", "string", False),
+        ("started_at", "timestamp", False), ("finished_at", "timestamp", False),
+        ("config_json", "string", False), ("argv", "array<string>", False), ("summary_json", "string", False),
+        ("versions_json", "string", False), ("error", "string", True),
+        ("inputs", "array<struct<name:string,uri:string,version:long>>", True),
+        ("outputs", "array<struct<name:string,uri:string,version:long>>", True),
+    ],
+}
+
+
+def _type(name: str):
+    from pyspark.sql import types as T
+
+    simple = {"string": T.StringType(), "long": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
+              "boolean": T.BooleanType(), "timestamp": T.TimestampType()}
+    if name in simple:
+        return simple[name]
+    if name.startswith("map<"):
+        k, v = name[4:-1].split(",")
+        return T.MapType(_type(k), _type(v))
+    if name.startswith("array<"):
+        return T.ArrayType(_type(name[6:-1]))
+    if name.startswith("struct<"):
+        fields = [f.split(":") for f in name[7:-1].split(",")]
+        return T.StructType([T.StructField(n, _type(t), True) for n, t in fields])
+    raise ValueError(f"unknown column type {name!r}")
+
+
+def schema(table: str):
+    """The Spark schema of a catalogued table."""
+    from pyspark.sql import types as T
+
+    return T.StructType([T.StructField(c, _type(t), nullable) for c, t, nullable in TABLES[table]])
 
 
 def lake_root(lake: str) -> str:
     """Normalise ``--lake``: local folders become absolute paths, URIs stay as given."""
     return local_path(lake) if is_local(lake) else lake.rstrip("/")
-
-
-def table_path(lake: str, table: str) -> str:
-    return f"{lake_root(lake)}/{table}"
-
-
-def resolve_table(lake: str, table: str) -> str:
-    """A table given by name (``filtered``: ``LAKE/filtered``) or as a Delta path / URI."""
-    return table if ("/" in table or ":" in table) else table_path(lake, table)
 
 
 def table_exists(spark, path: str) -> bool:
@@ -42,52 +103,49 @@ def table_exists(spark, path: str) -> bool:
         return False
 
 
-# Shared by every stage's per-step statistics (filter, dedup, ...).
-RUN_STATS_SCHEMA = ("run_id string, pipeline string, step string, step_index int, reason string, "
-                    "docs_in long, docs_out long, docs_dropped long, chars_in long, chars_out long")
+@dataclass(frozen=True)
+class Lake:
+    """The tables under one root; a table is named (``filtered`` → ``ROOT/filtered``) or given as a
+    Delta path / URI (anything with ``/`` or ``:``)."""
 
+    root: str
 
-def replace_run_rows(spark, df, path: str, run_id: str) -> None:
-    """Write ``df`` (rows of one run) into the Delta table at ``path``, replacing that run's earlier
-    rows and leaving other runs' rows alone; creates the table on first use."""
-    if table_exists(spark, path):
-        df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(path)
-    else:
-        df.write.format("delta").mode("append").save(path)
+    def __post_init__(self):
+        object.__setattr__(self, "root", lake_root(self.root))
 
+    def path(self, table: str) -> str:
+        return table if ("/" in table or ":" in table) else f"{self.root}/{table}"
 
-def write_run_stats(spark, lake: str, rows: list, run_id: str) -> None:
-    replace_run_rows(spark, spark.createDataFrame(rows, RUN_STATS_SCHEMA), table_path(lake, "run_stats"), run_id)
+    def exists(self, spark, table: str) -> bool:
+        return table_exists(spark, self.path(table))
 
+    def version(self, spark, table: str) -> int:
+        """The table's current (latest committed) Delta version."""
+        from delta.tables import DeltaTable
 
-def new_run_id(job: str, fingerprint: str) -> str:
-    """``<job>-<UTC time>-<config hash>-<random>``: sortable, and says which config it ran."""
-    now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{job}-{now}-{fingerprint}-{uuid.uuid4().hex[:6]}"
+        return int(DeltaTable.forPath(spark, self.path(table)).history(1).select("version").first()[0])
 
+    def read(self, spark, table: str, version: int | None = None):
+        """``(DataFrame, version)``: the table as of ``version`` (default: the current one, looked up
+        once). The read is pinned, so a writer appending meanwhile does not change what the job sees,
+        and a run id naming the version tells the truth."""
+        if version is None:
+            version = self.version(spark, table)
+        df = spark.read.format("delta").option("versionAsOf", int(version)).load(self.path(table))
+        return df, int(version)
 
-def record_run(spark, lake: str, run_id: str, job: str, config: dict, argv: list[str],
-               started_at: datetime, status: str, summary: dict) -> None:
-    """Append this run's provenance row to ``LAKE/_runs`` (resolved config as JSON)."""
-    import pyspark
-    from pyspark.sql import types as T
+    def replace_run_rows(self, spark, df, table: str, run_id: str) -> None:
+        """Write ``df`` (rows of one run) into ``table``, replacing that run's earlier rows and leaving
+        other runs' rows alone; creates the table on first use."""
+        path = self.path(table)
+        if table_exists(spark, path):
+            df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(path)
+        else:
+            df.write.format("delta").mode("append").save(path)
 
-    schema = T.StructType([
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("job", T.StringType(), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("started_at", T.TimestampType(), False),
-        T.StructField("finished_at", T.TimestampType(), False),
-        T.StructField("config_json", T.StringType(), False),
-        T.StructField("argv", T.ArrayType(T.StringType()), False),
-        T.StructField("summary_json", T.StringType(), False),
-        T.StructField("versions_json", T.StringType(), False),
-    ])
-    from jobs.common.spark import code_origin
+    def overwrite(self, df, table: str) -> None:
+        """Replace ``table`` (schema included) with ``df``."""
+        df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(self.path(table))
 
-    versions = {"lakesift": __version__, "python": sys.version.split()[0], "pyspark": pyspark.__version__,
-                "host": os.uname().nodename, "code": code_origin()}
-    row = (run_id, job, status, started_at, datetime.now(UTC), json.dumps(config, sort_keys=True),
-           list(argv), json.dumps(summary, sort_keys=True, default=str), json.dumps(versions, sort_keys=True))
-    (spark.createDataFrame([row], schema).write.format("delta").mode("append")
-     .save(table_path(lake, "_runs")))
+    def write_run_stats(self, spark, rows: list, run_id: str) -> None:
+        self.replace_run_rows(spark, spark.createDataFrame(rows, schema("run_stats")), "run_stats", run_id)

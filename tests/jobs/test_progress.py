@@ -1,4 +1,4 @@
-"""Progress of a Spark action followed from the driver (lakesift.progress)."""
+"""Progress of a Spark action followed from the driver (jobs.common.progress)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ pytestmark = pytest.mark.spark
 
 
 def test_spark_action_bar_counts_tasks_and_returns_the_result(spark, monkeypatch, capsys):
-    from lakesift.progress import spark_action
+    from jobs.common.progress import spark_action
 
     monkeypatch.setenv("LAKESIFT_PROGRESS", "1")
 
@@ -27,7 +27,7 @@ def test_spark_action_bar_counts_tasks_and_returns_the_result(spark, monkeypatch
 
 
 def test_spark_action_reraises_and_logs_without_a_terminal(spark, monkeypatch, capsys):
-    from lakesift.progress import spark_action
+    from jobs.common.progress import spark_action
 
     monkeypatch.setenv("LAKESIFT_PROGRESS", "0")
 

@@ -1,10 +1,14 @@
-"""The one place that builds a Spark session.
+"""The one place that builds or finds a Spark session (``get_spark``) and says what kind it is.
 
 * Under ``spark-submit``, on Databricks or on EMR a session (or its JVM) already exists: we use it
   and only check that Delta Lake is available.
 * Run as plain ``python jobs/x.py`` (or from tests), we start an embedded ``local[*]`` Spark with the
   Delta extension and catalog. The Delta JARs come from Maven Central through Spark's Ivy resolver
   (``spark.jars.packages``), cached in ``~/.ivy2.5.2`` after the first run.
+
+This is also the room where a Spark Connect session (``SPARK_REMOTE=sc://…``, Databricks serverless and
+shared clusters) will be chosen: code elsewhere asks :func:`is_connect` instead of touching
+``spark.sparkContext``, and files / code / checkpoints reach executors through ``jobs.common.ship``.
 """
 
 from __future__ import annotations
@@ -90,12 +94,35 @@ def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
             builder = builder.config(key, value)
         log.info("starting embedded Spark master=%s delta=%s", master, conf["spark.jars.packages"])
         spark = builder.getOrCreate()
-    # spark-submit's default log4j configuration prints every Delta snapshot at INFO.
-    spark.sparkContext.setLogLevel(os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
+    set_log_level(spark)
     _check_delta(spark)
+    from jobs.common.ship import ship_code
+
     ship_code(spark)
     log.info("code from %s", code_origin())
     return spark
+
+
+def is_connect(spark) -> bool:
+    """True for a Spark Connect session (no ``SparkContext``, no RDDs, no ``addFile``)."""
+    try:
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError:  # pragma: no cover - pyspark without the connect extra
+        return False
+    return isinstance(spark, ConnectSession)
+
+
+def set_log_level(spark, level: str | None = None) -> None:
+    """Spark's log level (``LAKESIFT_SPARK_LOG_LEVEL``, default WARN): spark-submit's default log4j
+    configuration prints every Delta snapshot at INFO. A Connect client cannot set the server's."""
+    if is_connect(spark):
+        return
+    spark.sparkContext.setLogLevel(level or os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"))
+
+
+def master(spark) -> str:
+    """The master URL (``local[*]``, ``yarn``, ``spark://…``), or ``connect`` for a Connect session."""
+    return "connect" if is_connect(spark) else spark.sparkContext.master
 
 
 def code_origin() -> str:
@@ -103,45 +130,6 @@ def code_origin() -> str:
     import udfs
 
     return str(Path(udfs.__file__).parents[1])
-
-
-_SHIPPED: set[str] = set()
-
-
-def code_source() -> Path | None:
-    """The checkout this code runs from, or None when it comes from a zip or an installed wheel."""
-    root = Path(code_origin()).resolve()
-    if not (root / "udfs" / "__init__.py").is_file() or not (root / "conf").is_dir():
-        return None  # inside --py-files lakesift-code.zip, or site-packages
-    return root
-
-
-def ship_code(spark) -> str | None:
-    """On a cluster, make this checkout's packages importable on the executors.
-
-    Executors unpickle our ``mapInArrow`` functions by importing ``udfs`` / ``jobs``; a local master
-    shares this machine's files (PYTHONPATH), a cluster does not. When the driver runs from a checkout
-    (Databricks ``spark_python_task`` from a Git folder, ``spark-submit jobs/x.py`` on an EMR master) the
-    code zip (``lakesift.packaging``) is built and added with ``addPyFile``; when it came as
-    ``--py-files`` or a wheel, nothing is done. ``LAKESIFT_SHIP_CODE=0`` turns this off, ``=1`` forces it."""
-    force = os.environ.get("LAKESIFT_SHIP_CODE", "")
-    if force == "0":
-        return None
-    if force != "1" and spark.sparkContext.master.startswith("local"):
-        return None
-    root = code_source()
-    if root is None:
-        return None
-    import tempfile
-
-    from lakesift.packaging import build_code_zip
-
-    path = build_code_zip(Path(tempfile.gettempdir()) / "lakesift-ship", root)
-    if str(path) not in _SHIPPED:
-        spark.sparkContext.addPyFile(str(path))
-        _SHIPPED.add(str(path))
-        log.info("shipped code to executors: %s", path.name)
-    return str(path)
 
 
 def _check_delta(spark) -> None:
