@@ -40,7 +40,7 @@ PEER_PY = os.environ.get("DATATROVE_PYTHON", str(Path.home() / ".cache/lakesift/
 PREP = """
 import json, sys
 sys.path.insert(0, {repo!r})
-from jobs.common.spark import get_spark
+from jobs.common.session import get_spark
 spark = get_spark("bench-prep")
 df = spark.read.json({jsonl!r}, schema="doc_id string, url string, text string, language string, language_score double")
 df.repartition(16).write.format("delta").mode("overwrite").save({table!r})

@@ -111,7 +111,7 @@ def spark_ingest(files: list[str], lake: str) -> tuple[float, int]:
 
 
 def spark_startup() -> float:
-    code = ("import time; t=time.perf_counter(); from jobs.common.spark import get_spark; "
+    code = ("import time; t=time.perf_counter(); from jobs.common.session import get_spark; "
             "s=get_spark('bench-startup'); s.range(1).count(); print(time.perf_counter()-t)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})

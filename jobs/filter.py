@@ -18,73 +18,47 @@ new run whose statistics sit beside the old ones.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 
-if __package__ in (None, ""):  # `spark-submit jobs/filter.py`: the repository, not jobs/, first on sys.path
-    # (jobs/tokenize.py would otherwise shadow the standard library's `tokenize` module)
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
+from jobs.common import runs
+from jobs.common.job import Context, Job
+from jobs.common.ship import local_file, ship_file
 from lakesift.config import ConfigError, read_yaml_bytes
-from lakesift.log import get_logger, job_done, job_start, kv
-
-log = get_logger("filter")
+from lakesift.log import kv
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="jobs/filter.py",
-        description="Apply a pipeline of heuristic filters and modifiers (conf/pipelines/*.yaml) to a Delta "
-        "table; write kept documents, rejected ones with their reason, and per-step statistics.",
-        epilog="Example: python jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake ./lake",
-    )
-    p.add_argument("--config", required=True, help="pipeline YAML, e.g. conf/pipelines/dclm_baseline.yaml")
-    p.add_argument("--lake", default="./lake", help="root URI of the tables (default ./lake)")
-    p.add_argument("--input", default="documents", help="input table name under the lake (default documents)")
-    p.add_argument("--output", default="filtered", help="output table name (default filtered)")
-    p.add_argument("--rejected-text", action="store_true", help="also store the text of rejected documents")
-    p.add_argument("--set", action="append", default=[], metavar="STEP.PARAM=VALUE", dest="sets",
-                   help="override a step parameter, e.g. --set quality.model=lake/models/quality/model.bin "
-                   "(VALUE is YAML; repeatable)")
-    p.add_argument("--skip", action="append", default=[], metavar="STEP[,STEP]",
-                   help="leave steps out by id, e.g. --skip quality,quality_threshold (repeatable)")
-    p.add_argument("--partition-mb", type=int, default=16,
-                   help="input bytes per task (default 16: many small tasks balance a CPU-bound Python stage)")
-    p.add_argument("--batch-rows", type=int, default=512,
-                   help="documents per Arrow batch between the JVM and Python (default 512)")
-    return p.parse_args(argv)
+@dataclass
+class Request:
+    """The checked request: the pipeline spec (with overrides), the built pipeline, what it came from."""
+
+    spec: dict
+    pipe: object
+    raw: bytes
+    skips: list[str]
 
 
-def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None):
-    """Read the pipeline file once and apply command-line overrides: the spec, the built pipeline
-    (validated) and a fingerprint of the file's bytes and the overrides."""
+def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None) -> Request:
+    """Read the pipeline file once and apply command-line overrides; every step is validated."""
     from udfs.pipeline import build, override
 
     raw, spec = read_yaml_bytes(path, "pipeline file")
     if sets or skips:
         spec = override(spec, sets, skips, path)
-    h = hashlib.sha1(raw)
-    for item in [*(sets or []), "--skip", *(skips or [])]:
-        h.update(b"\0" + item.encode())
-    return spec, build(spec, path), h.hexdigest()[:10]
+    return Request(spec, build(spec, path), raw, list(skips or []))
 
 
-def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], str]:
+def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], list[str]]:
     """Driver side, before any task: fetch and check model files, ship each to the executors once
-    (``SparkContext.addFile``), and pin the text normalisation a model was trained with into the spec.
-    Returns {step id: shipped file name} and a digest of the model files (part of the run id)."""
+    (``jobs.common.ship``), and pin the text normalisation a model was trained with into the spec.
+    Returns {step id: shipped file name} and the digests of the model files (part of the run id)."""
     import os
-    import tempfile
 
     from udfs import quality
 
     shipped: dict[str, str] = {}
     digests = []
-    stage = None
     for (sid, step), raw in zip(pipe.steps, spec["steps"], strict=True):
         try:
             step.prepare()
@@ -96,17 +70,9 @@ def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], str]:
             continue
         digest = quality.file_digest(local)
         digests.append(digest)
-        # unique name per file content, so two steps' "model.bin" do not collide among SparkFiles
-        name = f"{sid}-{digest}-{os.path.basename(local)}"
-        stage = stage or tempfile.mkdtemp(prefix="lakesift-ship-")
-        link = os.path.join(stage, name)
-        try:
-            os.link(local, link)
-        except OSError:
-            os.symlink(os.path.abspath(local), link)
-        spark.sparkContext.addFile(link)
-        shipped[sid] = name
-    return shipped, hashlib.sha1("".join(digests).encode()).hexdigest()[:10] if digests else ""
+        # unique name per file content, so two steps' "model.bin" do not collide among shipped files
+        shipped[sid] = ship_file(spark, local, f"{sid}-{digest}-{os.path.basename(local)}")
+    return shipped, digests
 
 
 def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_text: bool,
@@ -131,11 +97,8 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
         steps = dict(pipe.steps)
         for sid, t in thresholds.items():
             steps[sid].resolve(t)
-        if shipped:
-            from pyspark import SparkFiles
-
-            for sid, name in shipped.items():
-                steps[sid].local_path = SparkFiles.get(name)
+        for sid, name in shipped.items():
+            steps[sid].local_path = local_file(name)
         # Columns the pipeline does not touch pass through as Arrow arrays, never converted to Python
         # objects (the text too, when no step in this segment rewrites it).
         rewrites = any(step.kind == "modifier" for _, step in pipe.steps[start:end])
@@ -225,113 +188,58 @@ def step_stats(spark, decided, step_ids: list[str], run_id: str, pipeline: str):
     return rows
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    started = datetime.now(UTC)
-    try:
-        skips = [x.strip() for item in args.skip for x in item.split(",") if x.strip()]
-        # validates every step before Spark starts
-        spec, pipe, fingerprint = read_pipeline(args.config, args.sets, skips)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    from delta.tables import DeltaTable
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+def output_schema(pipe, docs, extra):
+    """Input columns, the pipeline's new columns (Spark SQL types), then the decision columns."""
     from pyspark.sql import types as T
 
-    from jobs.common.lake import record_run, table_exists, table_path, write_run_stats
-    from jobs.common.spark import get_spark
-    from udfs import kernels  # logged: what this driver uses (executors need the project installed too)
-
-    spark = get_spark("lakesift-filter")
-    # The pipeline is CPU-bound Python: small input splits keep every core busy to the end, and small
-    # Arrow batches let the JVM write one batch while Python works on the next (Spark's defaults,
-    # 128 MB splits and 10,000-row batches, gave 2 tasks of one batch each on the benchmark table).
-    spark.conf.set("spark.sql.files.maxPartitionBytes", f"{args.partition_mb}m")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
-    in_path = table_path(args.lake, args.input)
-    if not table_exists(spark, in_path):
-        print(f"error: no Delta table at {in_path} (run jobs/ingest.py first)", file=sys.stderr)
-        return 2
-    version = DeltaTable.forPath(spark, in_path).history(1).select("version").first()[0]
-    try:
-        shipped, model_digest = prepare_steps(spark, pipe, spec)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if model_digest:
-        fingerprint = hashlib.sha1(f"{fingerprint}{model_digest}".encode()).hexdigest()[:10]
-    run_id = f"filter-{pipe.name}-{fingerprint}-{args.input}-v{version}"
-    docs = spark.read.format("delta").load(in_path)
-    segments = pipe.segments()
-    job_start(log, "filter", run_id, f"{in_path}@v{version}",
-              [table_path(args.lake, t) for t in (args.output, f"{args.output}_rejected", "run_stats")],
-              steps=len(pipe.steps), segments=len(segments), kernels=kernels.describe())
-
-    extra = [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
-             T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
-             T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType()),
-             T.StructField("_meta", T.StringType())]
-    added = [T.StructField(k, T._parse_datatype_string(t), True) for k, t in pipe.columns().items()
+    added = [T.StructField(k, T.DataType.fromDDL(t), True) for k, t in pipe.columns().items()
              if k not in docs.columns]
-    schema = T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + added + extra)
-    enriched = list(pipe.columns())
-    thresholds: dict[str, float] = {}
-    persisted, parts = [], []
-    current = docs
-    t0 = time.perf_counter()
-    try:
-        for k, (start, end) in enumerate(segments):
-            sid, step = pipe.steps[start]
-            if step.needs_corpus_stat():
-                # one approximate quantile over every page reaching this step, across all partitions
-                q = step.quantile()
-                got = current.approxQuantile(step.p.key, [q], step.p.relative_error)
-                thresholds[sid] = got[0] if got else float("inf")
-                log.info(kv(step=sid, key=step.p.key, top_fraction=step.p.top_fraction, quantile=q,
-                            threshold=thresholds[sid]))
-            last = k == len(segments) - 1
-            task = make_task(args.config, spec, schema, run_id, args.rejected_text, start, end,
-                             dict(thresholds), shipped, carry_meta=not last)
-            out = current.mapInArrow(task, schema).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(out)
-            if last:
-                parts.append(out)
-            else:
-                parts.append(out.filter(~F.col("_kept")))
-                current = out.filter("_kept")
-        decided = parts[0]
-        for part in parts[1:]:
-            decided = decided.unionByName(part)
-        kept = decided.filter("_kept").drop(*[f.name for f in extra]).withColumn("filter_run_id", F.lit(run_id))
-        kept.write.format("delta").mode("overwrite").option("overwriteSchema", "true") \
-            .save(table_path(args.lake, args.output))
-        t1 = time.perf_counter()
-        rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
-                    F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"), *enriched]
-        if args.rejected_text:
-            rej_cols.append("text")
-        rejected = decided.filter(~F.col("_kept")).select(*rej_cols)
-        # The decisions are cached now (the write above computed them): the rejected table is written
-        # while the statistics are computed from the cache and written (a Delta commit is mostly
-        # driver-side waiting, so the two overlap well even on few cores).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            wrote = pool.submit(lambda: rejected.write.format("delta").mode("overwrite")
-                                .option("overwriteSchema", "true")
-                                .save(table_path(args.lake, f"{args.output}_rejected")))
-            rows = step_stats(spark, decided, pipe.step_ids, run_id, pipe.name)
-            write_run_stats(spark, args.lake, rows, run_id)
-            wrote.result()
-        log.info(kv(phase="write", kept_seconds=round(t1 - t0, 1),
-                    rejected_and_stats_seconds=round(time.perf_counter() - t1, 1)))
-    finally:
-        for df in persisted:
-            df.unpersist()
+    return T.StructType([T.StructField(f.name, f.dataType, True) for f in docs.schema.fields] + added + extra)
 
+
+def decision_fields():
+    from pyspark.sql import types as T
+
+    return [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
+            T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
+            T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType()),
+            T.StructField("_meta", T.StringType())]
+
+
+def decide(ctx: Context, req: Request, docs, schema, shipped, persisted: list):
+    """Run the pipeline segment by segment (a corpus-wide threshold ends a segment): every input row
+    once in the result, with its decision columns; returns (decisions, thresholds)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    pipe, thresholds, parts, current = req.pipe, {}, [], docs
+    segments = pipe.segments()
+    for k, (start, end) in enumerate(segments):
+        sid, step = pipe.steps[start]
+        stat = step.corpus_stat()
+        if stat is not None:
+            # one approximate quantile over every page reaching this step, across all partitions
+            got = current.approxQuantile(stat.column, [stat.quantile], stat.relative_error)
+            thresholds[sid] = got[0] if got else float("inf")
+            ctx.log.info(kv(step=sid, key=stat.column, quantile=stat.quantile, threshold=thresholds[sid]))
+        last = k == len(segments) - 1
+        task = make_task(ctx.args.config, req.spec, schema, ctx.run.id, ctx.args.rejected_text, start, end,
+                         dict(thresholds), shipped, carry_meta=not last)
+        out = current.mapInArrow(task, schema).persist(StorageLevel.MEMORY_AND_DISK)
+        persisted.append(out)
+        if last:
+            parts.append(out)
+        else:
+            parts.append(out.filter(~F.col("_kept")))
+            current = out.filter("_kept")
+    decided = parts[0]
+    for part in parts[1:]:
+        decided = decided.unionByName(part)
+    return decided, thresholds
+
+
+def print_funnel(pipe, rows, thresholds) -> tuple[int, int]:
+    """The funnel table (documents left after each step); returns (documents in, kept)."""
     funnel = sorted((r for r in rows if r[4] is None), key=lambda r: r[3])
     n_in = funnel[0][5] if funnel else 0
     print(f"\n=== filter funnel: {pipe.name} ({n_in} documents in) ===")
@@ -341,17 +249,95 @@ def main(argv=None) -> int:
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
     kept_n = funnel[-1][6] if funnel else 0
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
+    steps = dict(pipe.steps)
     for sid, t in thresholds.items():
-        step = dict(pipe.steps)[sid]
-        print(f"{sid}: top_fraction {step.p.top_fraction:g} of {step.p.key} -> threshold {t:.6g}")
-    record_run(spark, args.lake, run_id, "filter",
-               {"config": args.config, "pipeline": spec, "set": args.sets, "skip": skips,
-                "thresholds": thresholds},
-               sys.argv if argv is None else ["jobs/filter.py", *argv], started, "succeeded",
-               {"documents_in": n_in, "kept": kept_n, **{f"threshold_{k}": v for k, v in thresholds.items()}})
-    job_done(log, "filter", run_id, time.perf_counter() - t0, documents_in=n_in, kept=kept_n, rejected=n_in - kept_n)
-    return 0
+        print(f"{sid}: {steps[sid].describe_threshold(t)}")
+    return n_in, kept_n
 
+
+class FilterJob(Job):
+    name, prog = "filter", "jobs/filter.py"
+    description = ("Apply a pipeline of heuristic filters and modifiers (conf/pipelines/*.yaml) to a Delta "
+                   "table; write kept documents, rejected ones with their reason, and per-step statistics.")
+    epilog = "Example: python jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake ./lake"
+    default_config = "conf/pipelines/dclm_baseline.yaml"
+    config_help = "pipeline YAML"
+    sets_help = ("override a step parameter, STEP.PARAM=VALUE, e.g. --set quality.model=lake/models/quality "
+                 "(VALUE is YAML, null removes it; repeatable)")
+
+    def add_arguments(self, p):
+        p.add_argument("--input", default="documents", help="input table (default documents)")
+        p.add_argument("--output", default="filtered", help="output table (default filtered)")
+        p.add_argument("--rejected-text", action="store_true", help="also store the text of rejected documents")
+        p.add_argument("--skip", action="append", default=[], metavar="STEP[,STEP]",
+                       help="leave steps out by id, e.g. --skip quality,quality_threshold (repeatable)")
+        p.add_argument("--partition-mb", type=int, default=16,
+                       help="input bytes per task (default 16: many small tasks balance a CPU-bound Python stage)")
+        p.add_argument("--batch-rows", type=int, default=512,
+                       help="documents per Arrow batch between the JVM and Python (default 512)")
+
+    def configure(self, args) -> Request:
+        skips = [x.strip() for item in args.skip for x in item.split(",") if x.strip()]
+        return read_pipeline(args.config, args.sets, skips)  # validates every step before Spark starts
+
+    def run_config(self, ctx):
+        return {"config": ctx.args.config, "pipeline": ctx.cfg.spec, "set": ctx.args.sets, "skip": ctx.cfg.skips,
+                "thresholds": ctx.extra.get("thresholds", {})}
+
+    def run(self, ctx: Context) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pyspark.sql import functions as F
+
+        from udfs import kernels  # logged: what this driver uses (executors need the project installed too)
+
+        args, req, spark, lake = ctx.args, ctx.cfg, ctx.spark, ctx.lake
+        # The pipeline is CPU-bound Python: small input splits keep every core busy to the end, and small
+        # Arrow batches let the JVM write one batch while Python works on the next (Spark's defaults,
+        # 128 MB splits and 10,000-row batches, gave 2 tasks of one batch each on the benchmark table).
+        spark.conf.set("spark.sql.files.maxPartitionBytes", f"{args.partition_mb}m")
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
+        docs, version = ctx.read(args.input, "run jobs/ingest.py first")
+        shipped, digests = prepare_steps(spark, req.pipe, req.spec)
+        fp = runs.fingerprint(req.raw, args.sets, "--skip", req.skips, digests)
+        for table in (args.output, f"{args.output}_rejected", "run_stats"):
+            ctx.output(table)
+        ctx.start(runs.run_id("filter", req.pipe.name, fp, {args.input: version}),
+                  steps=len(req.pipe.steps), segments=len(req.pipe.segments()), kernels=kernels.describe())
+        extra = decision_fields()
+        schema, enriched = output_schema(req.pipe, docs, extra), list(req.pipe.columns())
+        persisted: list = []
+        t0 = time.perf_counter()
+        try:
+            decided, thresholds = decide(ctx, req, docs, schema, shipped, persisted)
+            kept = (decided.filter("_kept").drop(*[f.name for f in extra])
+                    .withColumn("filter_run_id", F.lit(ctx.run.id)))
+            lake.overwrite(kept, args.output)
+            t1 = time.perf_counter()
+            rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
+                        F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"), *enriched]
+            rejected = decided.filter(~F.col("_kept")).select(*rej_cols, *(["text"] if args.rejected_text else []))
+            # The decisions are cached now (the write above computed them): the rejected table is written
+            # while the statistics are computed from the cache and written (a Delta commit is mostly
+            # driver-side waiting, so the two overlap well even on few cores).
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                wrote = pool.submit(lake.overwrite, rejected, f"{args.output}_rejected")
+                rows = step_stats(spark, decided, req.pipe.step_ids, ctx.run.id, req.pipe.name)
+                lake.write_run_stats(spark, rows, ctx.run.id)
+                wrote.result()
+            ctx.log.info(kv(phase="write", kept_seconds=round(t1 - t0, 1),
+                            rejected_and_stats_seconds=round(time.perf_counter() - t1, 1)))
+        finally:
+            for df in persisted:
+                df.unpersist()
+        n_in, kept_n = print_funnel(req.pipe, rows, thresholds)
+        ctx.extra["thresholds"] = thresholds
+        ctx.run.summary.update({f"threshold_{k}": v for k, v in thresholds.items()})
+        ctx.done(documents_in=n_in, kept=kept_n, rejected=n_in - kept_n)
+
+
+job = FilterJob()
+main, parse_args = job.main, job.parse_args
 
 if __name__ == "__main__":
     sys.exit(main())

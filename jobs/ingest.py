@@ -7,9 +7,9 @@
 
 How it runs: the driver lists the input files; Spark runs one task per file (``spark.range(n, n)``
 gives exactly one row per partition, so a 90,000-line Common Crawl listing becomes 90,000 tasks, not
-one). Each task streams its file through FastWARC inside ``mapInPandas``, decodes and extracts each
+one). Each task streams its file through FastWARC inside ``mapInArrow``, decodes and extracts each
 HTML page and identifies its language, all in the Python worker: raw HTML never crosses into the
-JVM, only extracted text does, in batches of ``batch_size`` documents. The task also emits one
+JVM, only extracted text does, in Arrow batches of ``batch_size`` documents. The task also emits one
 report row for its file; both kinds of rows are written from one cached computation.
 
 Incremental and idempotent: files whose latest ``ingest_log`` status is terminal are skipped, so a
@@ -20,90 +20,30 @@ killed run started again ends with exactly the rows of a clean run.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 
-if __package__ in (None, ""):  # `spark-submit jobs/ingest.py`: the repository, not jobs/, first on sys.path
-    # (jobs/tokenize.py would otherwise shadow the standard library's `tokenize` module)
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from lakesift.config import ConfigError, config_fingerprint, load_model
-from lakesift.io import InputError, expand_inputs
-from lakesift.log import get_logger, job_done, job_start, kv
+from jobs.common import runs
+from jobs.common.job import Context, Job, parse_sets
+from jobs.common.lake import schema as table_schema
+from jobs.common.lake import table_exists
+from lakesift.config import load_model
+from lakesift.io import expand_inputs
+from lakesift.log import kv
 from udfs.ingest import IngestConfig
 
-log = get_logger("ingest")
-
-# relative: found in the working directory, the checkout or the --py-files code archive (lakesift.config)
-DEFAULT_CONFIG = "conf/ingest.yaml"
 DOCUMENTS = "documents"
 INGEST_LOG = "ingest_log"
 TERMINAL = ("done", "partial", "failed")
 DELETE_CHUNK = 1000  # paths per DELETE predicate (keeps Delta's data skipping effective)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="jobs/ingest.py",
-        description="Read WARC/WET files into the Delta table `documents`: extract main text from HTML "
-        "(resiliparse or trafilatura), identify language, and log every input file in `ingest_log`.",
-        epilog="Example: python jobs/ingest.py --input sample/warc --lake ./lake --source sample",
-    )
-    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                   help="files, folders (searched recursively for *.warc[.gz|.lz4], *.wet[.gz]), globs, "
-                   "or Common Crawl *.paths[.gz] listings; local paths or s3:// gs:// abfss:// dbfs:/ https:// URIs")
-    p.add_argument("--lake", default="./lake", help="root URI under which all tables live (default ./lake)")
-    p.add_argument("--source", default="web", help="name stored in the `source` column (default web)")
-    p.add_argument("--extractor", choices=["resiliparse", "trafilatura"],
-                   help="HTML main-text extractor (default from the config: resiliparse)")
-    p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help="ingest config YAML (default conf/ingest.yaml)")
-    p.add_argument("--listing-prefix", help="prefix for relative lines of *.paths listings "
-                   "(default from the config: s3://commoncrawl/; e.g. https://data.commoncrawl.org/)")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="process again files whose last status is failed or partial")
-    p.add_argument("--dry-run", action="store_true", help="list what would be processed, write nothing")
-    return p.parse_args(argv)
-
-
 def _schemas():
+    """The two catalogued tables, and the one task output that carries both kinds of rows (``_kind``)."""
     from pyspark.sql import types as T
 
-    docs = T.StructType([
-        T.StructField("doc_id", T.StringType(), False),
-        T.StructField("url", T.StringType(), True),
-        T.StructField("url_host", T.StringType(), True),
-        T.StructField("crawl_date", T.TimestampType(), True),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("warc_path", T.StringType(), False),
-        T.StructField("warc_record_id", T.StringType(), True),
-        T.StructField("warc_record_index", T.LongType(), False),
-        T.StructField("charset", T.StringType(), True),
-        T.StructField("text", T.StringType(), False),
-        T.StructField("language", T.StringType(), False),
-        T.StructField("language_score", T.DoubleType(), False),
-        T.StructField("extractor", T.StringType(), False),
-        T.StructField("ingest_run_id", T.StringType(), False),
-    ])
-    files = T.StructType([
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("warc_path", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("status", T.StringType(), False),
-        T.StructField("records_read", T.LongType(), False),
-        T.StructField("documents_written", T.LongType(), False),
-        T.StructField("skipped", T.MapType(T.StringType(), T.LongType()), False),
-        T.StructField("languages", T.MapType(T.StringType(), T.LongType()), False),
-        T.StructField("error", T.StringType(), True),
-        T.StructField("extractor", T.StringType(), False),
-        T.StructField("started_at", T.TimestampType(), True),
-        T.StructField("finished_at", T.TimestampType(), True),
-        T.StructField("seconds", T.DoubleType(), False),
-    ])
-    # One output of the task carries both kinds of rows; `_kind` tells them apart.
+    docs, files = table_schema(DOCUMENTS), table_schema(INGEST_LOG)
     names = {f.name for f in docs.fields}
     fields = [T.StructField("_kind", T.StringType(), False)]
     fields += [T.StructField(f.name, f.dataType, True) for f in docs.fields]
@@ -168,8 +108,6 @@ def plan(spark, log_path: str, files: list[str], retry_failed: bool) -> tuple[li
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import table_exists
-
     if not table_exists(spark, log_path):
         return files, {}
     latest = (spark.read.format("delta").load(log_path)
@@ -190,8 +128,6 @@ def delete_stale(spark, docs_path: str, pending: list[str]) -> None:
     """Remove rows of ``pending`` files left by a run that died between its two commits."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
-
-    from jobs.common.lake import table_exists
 
     if not table_exists(spark, docs_path):
         return
@@ -247,67 +183,100 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
         w(f"{status:8s}   {path}: {error}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = datetime.now(UTC)
-    try:  # everything that can be wrong with the request fails here, before Spark starts
-        cfg = load_model(IngestConfig, args.config,
-                         {"extractor": args.extractor, "listing_prefix": args.listing_prefix})
-        files = expand_inputs(args.input, cfg.listing_prefix)
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+EMPTY_SUMMARY = {"files": 0, "files_done": 0, "files_partial": 0, "files_failed": 0, "records": 0,
+                 "documents": 0, "skipped": {}, "languages_top10": {}, "problem_files": []}
 
+
+@dataclass
+class Request:
+    cfg: IngestConfig
+    files: list[str]
+
+
+def write_pending(ctx: Context, pending: list[str], docs_path: str, log_path: str) -> dict:
+    """Extract the pending files (one task each) and append to ``documents`` and ``ingest_log``."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import new_run_id, record_run, table_path
-    from jobs.common.spark import get_spark
-
-    spark = get_spark("lakesift-ingest")
-    run_id = new_run_id("ingest", config_fingerprint(cfg))
-    docs_path, log_path = table_path(args.lake, DOCUMENTS), table_path(args.lake, INGEST_LOG)
-    pending, finished = plan(spark, log_path, files, args.retry_failed)
-    job_start(log, "ingest", run_id, args.input, [docs_path, log_path], files=len(files), pending=len(pending),
-              already_finished=len(finished), extractor=cfg.extractor)
-    if args.dry_run:
-        for f in pending:
-            print(f)
-        return 0
-
-    if pending:
-        delete_stale(spark, docs_path, pending)
-        docs_schema, files_schema, combined = _schemas()
-        task = make_task(pending, cfg.model_dump_json(), args.source, run_id, combined)
-        # Cached so that the file reports do not re-run the extraction; spills to disk when large.
-        out = (spark.range(0, len(pending), 1, numPartitions=len(pending))
-               .mapInArrow(task, combined)
-               .persist(StorageLevel.MEMORY_AND_DISK))
-        try:
-            t0 = time.perf_counter()
-            (out.filter(F.col("_kind") == "doc").select(*docs_schema.fieldNames())
-             .write.format("delta").mode("append").save(docs_path))
-            t1 = time.perf_counter()
-            reports = out.filter(F.col("_kind") == "file").select(*files_schema.fieldNames()).cache()
-            reports.write.format("delta").mode("append").save(log_path)
-            log.info(kv(phase="write", documents_seconds=round(t1 - t0, 1),
+    spark = ctx.spark
+    delete_stale(spark, docs_path, pending)
+    docs_schema, files_schema, combined = _schemas()
+    task = make_task(pending, ctx.cfg.cfg.model_dump_json(), ctx.args.source, ctx.run.id, combined)
+    # Cached so that the file reports do not re-run the extraction; spills to disk when large.
+    out = (spark.range(0, len(pending), 1, numPartitions=len(pending))
+           .mapInArrow(task, combined)
+           .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        t0 = time.perf_counter()
+        (out.filter(F.col("_kind") == "doc").select(*docs_schema.fieldNames())
+         .write.format("delta").mode("append").save(docs_path))
+        t1 = time.perf_counter()
+        reports = out.filter(F.col("_kind") == "file").select(*files_schema.fieldNames()).cache()
+        reports.write.format("delta").mode("append").save(log_path)
+        ctx.log.info(kv(phase="write", documents_seconds=round(t1 - t0, 1),
                         ingest_log_seconds=round(time.perf_counter() - t1, 1)))
-            summary = summarize(reports)
-            reports.unpersist()
-        finally:
-            out.unpersist()
-    else:
-        summary = {"files": 0, "files_done": 0, "files_partial": 0, "files_failed": 0, "records": 0,
-                   "documents": 0, "skipped": {}, "languages_top10": {}, "problem_files": []}
-    summary["files_skipped"] = len(finished)
-    record_run(spark, args.lake, run_id, "ingest", cfg.model_dump(mode="json"), sys.argv if argv is None
-               else ["jobs/ingest.py", *argv], started, "succeeded", summary)
-    print_summary(summary)
-    job_done(log, "ingest", run_id, (datetime.now(UTC) - started).total_seconds(), files=summary["files"],
-             records=summary["records"], documents=summary["documents"], failed=summary["files_failed"],
-             partial=summary["files_partial"])
-    return 0
+        summary = summarize(reports)
+        reports.unpersist()
+    finally:
+        out.unpersist()
+    return summary
 
+
+class IngestJob(Job):
+    name, prog = "ingest", "jobs/ingest.py"
+    description = ("Read WARC/WET files into the Delta table `documents`: extract main text from HTML "
+                   "(resiliparse or trafilatura), identify language, and log every input file in `ingest_log`.")
+    epilog = "Example: python jobs/ingest.py --input sample/warc --lake ./lake --source sample"
+    # relative: found in the working directory, the checkout or the --py-files code archive (lakesift.config)
+    config_model, default_config, config_help = IngestConfig, "conf/ingest.yaml", "ingest config YAML"
+    sets_help = "override a config key, e.g. --set limits.max_payload_bytes=1000000 (VALUE is YAML; repeatable)"
+
+    def add_arguments(self, p):
+        p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                       help="files, folders (searched recursively for *.warc[.gz|.lz4], *.wet[.gz]), globs, "
+                       "or Common Crawl *.paths[.gz] listings; local paths or s3:// gs:// abfss:// dbfs:/ https:// URIs")
+        p.add_argument("--source", default="web", help="name stored in the `source` column (default web)")
+        p.add_argument("--extractor", choices=["resiliparse", "trafilatura"],
+                       help="HTML main-text extractor (default from the config: resiliparse)")
+        p.add_argument("--listing-prefix", help="prefix for relative lines of *.paths listings "
+                       "(default from the config: s3://commoncrawl/; e.g. https://data.commoncrawl.org/)")
+        p.add_argument("--retry-failed", action="store_true",
+                       help="process again files whose last status is failed or partial")
+        p.add_argument("--dry-run", action="store_true", help="list what would be processed, write nothing")
+
+    def configure(self, args) -> Request:
+        # everything that can be wrong with the request fails here, before Spark starts
+        cfg = load_model(IngestConfig, args.config, {"extractor": args.extractor,
+                                                      "listing_prefix": args.listing_prefix},
+                         sets=parse_sets(args.sets))
+        return Request(cfg, expand_inputs(args.input, cfg.listing_prefix))
+
+    def run_config(self, ctx):
+        return ctx.cfg.cfg.model_dump(mode="json")
+
+    def run(self, ctx: Context) -> None:
+        args, cfg, files = ctx.args, ctx.cfg.cfg, ctx.cfg.files
+        for f in args.input:
+            ctx.input(f, f)
+        docs_path, log_path = ctx.output(DOCUMENTS), ctx.output(INGEST_LOG)
+        pending, finished = plan(ctx.spark, log_path, files, args.retry_failed)
+        ctx.start(runs.run_id("ingest", "ingest", runs.fingerprint(cfg)), files=len(files),
+                  pending=len(pending), already_finished=len(finished), extractor=cfg.extractor)
+        if args.dry_run:
+            ctx.record = False
+            for f in pending:
+                print(f)
+            return
+        summary = write_pending(ctx, pending, docs_path, log_path) if pending else dict(EMPTY_SUMMARY)
+        summary["files_skipped"] = len(finished)
+        ctx.run.summary.update(summary)
+        print_summary(summary)
+        ctx.done(files=summary["files"], records=summary["records"], documents=summary["documents"],
+                 failed=summary["files_failed"], partial=summary["files_partial"])
+
+
+job = IngestJob()
+main, parse_args = job.main, job.parse_args
 
 if __name__ == "__main__":
     sys.exit(main())

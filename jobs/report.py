@@ -23,17 +23,13 @@ with ``--dedup-run`` / ``--dataset-run``; ``none`` leaves a section out).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: the repository, not jobs/, first on sys.path
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from lakesift.log import get_logger, job_done, job_start, kv  # noqa: E402
+from jobs.common import runs
+from jobs.common.job import Context, Job, UsageError
+from lakesift.log import get_logger, kv
 
 log = get_logger("report")
 
@@ -42,25 +38,8 @@ SCORE_BINS = 20
 DEFAULT_CHARS_PER_TOKEN = 4.0
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="python -m jobs.report",
-        description="Write a self-contained HTML report (plots, funnel, samples) of a pipeline run in a lake.",
-        epilog="Example: python -m jobs.report --lake ./lake --out lake/report.html",
-    )
-    p.add_argument("--lake", default="./lake", help="root URI of the tables (default ./lake)")
-    p.add_argument("--run", help="filter run id (default: the newest successful filter run)")
-    p.add_argument("--dedup-run", help="dedup run id, or 'none' (default: newest one that read the filter output)")
-    p.add_argument("--dataset-run", help="tokenize run id, or 'none' (default: the newest one after the filter run)")
-    p.add_argument("--out", default="report.html", help="output file: local path or cloud URI (default report.html)")
-    p.add_argument("--samples", type=int, default=2, help="sampled documents per drop reason (default 2)")
-    p.add_argument("--reasons", type=int, default=8, help="drop reasons to sample documents from (default 8)")
-    p.add_argument("--sample-chars", type=int, default=700, help="characters shown per sampled document")
-    return p.parse_args(argv)
-
-
-class ReportError(RuntimeError):
-    pass
+class ReportError(UsageError):
+    """The lake does not hold what the report needs (exit 2)."""
 
 
 def _runs(spark, lake: str):
@@ -68,9 +47,9 @@ def _runs(spark, lake: str):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import table_exists, table_path
+    from jobs.common.lake import Lake, table_exists
 
-    path = table_path(lake, "_runs")
+    path = Lake(lake).path("_runs")
     if not table_exists(spark, path):
         raise ReportError(f"no run log at {path}: run the pipeline jobs on this lake first")
     w = Window.partitionBy("run_id").orderBy(F.col("finished_at").desc())
@@ -79,21 +58,16 @@ def _runs(spark, lake: str):
     return [r.asDict() for r in runs.orderBy("finished_at").collect()]
 
 
-def _job_args(job: str, argv: list[str]):
-    """Re-parse a recorded command line with the job's own parser (its defaults included)."""
-    import importlib
-
-    mod = importlib.import_module(f"jobs.{job}")
-    try:
-        return mod.parse_args(list(argv[1:]))
-    except SystemExit:
-        return None
+def _tables(run: dict, kind: str, default: list[str]) -> list[str]:
+    """Names of a run's recorded inputs or outputs (``kind``), or ``default`` for rows written before
+    runs recorded them."""
+    got = [t["name"] for t in (run.get(kind) or [])]
+    return got or default
 
 
 def _filter_tables(run: dict) -> tuple[str, str]:
-    """(input table, output table) of a filter run, from its recorded command line."""
-    a = _job_args("filter", run["argv"])
-    return (a.input, a.output) if a else ("documents", "filtered")
+    """(input table, output table) of a filter run."""
+    return _tables(run, "inputs", ["documents"])[0], _tables(run, "outputs", ["filtered"])[0]
 
 
 def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_run: str | None):
@@ -124,8 +98,7 @@ def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_
         return cands[-1] if cands else None
 
     def reads_filter_output(r):
-        a = _job_args("dedup", r["argv"])
-        return a is not None and a.input == f_output
+        return _tables(r, "inputs", ["filtered"])[0] == f_output
 
     d = choose("dedup", dedup_run, reads_filter_output)
     t = choose("tokenize", dataset_run, lambda r: True)
@@ -133,9 +106,9 @@ def pick_runs(runs: list[dict], run: str | None, dedup_run: str | None, dataset_
 
 
 def _load(spark, lake: str, table: str, version: int | None = None):
-    from jobs.common.lake import resolve_table, table_exists
+    from jobs.common.lake import Lake, table_exists
 
-    path = resolve_table(lake, table)
+    path = Lake(lake).path(table)
     if not table_exists(spark, path):
         return None
     reader = spark.read.format("delta")
@@ -213,8 +186,8 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
 
     from jobs.common.lake import lake_root
 
-    runs = _runs(spark, lake)
-    f, d, t = pick_runs(runs, run, dedup_run, dataset_run)
+    all_runs = _runs(spark, lake)
+    f, d, t = pick_runs(all_runs, run, dedup_run, dataset_run)
     fconfig = json.loads(f["config_json"])
     f_in, f_out = _filter_tables(f)
     data: dict = {"lake": lake_root(lake), "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -253,8 +226,7 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
             data["stale_tables"] = True
     deduped = None
     if d is not None:
-        dargs = _job_args("dedup", d["argv"])
-        deduped = _load(spark, lake, dargs.output if dargs else "deduped")
+        deduped = _load(spark, lake, _tables(d, "outputs", ["deduped"])[0])
     dists = {}
     for name, df in (("input", docs), ("filtered", kept), ("deduped", deduped)):
         if df is not None:
@@ -304,29 +276,46 @@ def gather(spark, lake: str, run: str | None = None, dedup_run: str | None = Non
     return data
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from jobs.common.spark import get_spark
-    from lakesift.io import write_text
-    from lakesift.report import render
+class ReportJob(Job):
+    name, prog = "report", "python -m jobs.report"
+    description = "Write a self-contained HTML report (plots, funnel, samples) of a pipeline run in a lake."
+    epilog = "Example: python -m jobs.report --lake ./lake --out lake/report.html"
+    has_config = False
 
-    t0 = time.perf_counter()
-    spark = get_spark("lakesift-report")
-    job_start(log, "report", args.run or "newest", args.lake, args.out)
-    try:
-        data = gather(spark, args.lake, args.run, args.dedup_run, args.dataset_run,
+    def add_arguments(self, p):
+        p.add_argument("--run", help="filter run id (default: the newest successful filter run)")
+        p.add_argument("--dedup-run", help="dedup run id, or 'none' (default: newest one that read the filter output)")
+        p.add_argument("--dataset-run",
+                       help="tokenize run id, or 'none' (default: the newest one after the filter run)")
+        p.add_argument("--out", default="report.html", help="output file: local path or cloud URI (default report.html)")
+        p.add_argument("--samples", type=int, default=2, help="sampled documents per drop reason (default 2)")
+        p.add_argument("--reasons", type=int, default=8, help="drop reasons to sample documents from (default 8)")
+        p.add_argument("--sample-chars", type=int, default=700, help="characters shown per sampled document")
+
+    def run_config(self, ctx):
+        a = ctx.args
+        return {"run": a.run, "dedup_run": a.dedup_run, "dataset_run": a.dataset_run, "out": a.out}
+
+    def run(self, ctx: Context) -> None:
+        from lakesift.io import write_text
+        from lakesift.report import render
+
+        args = ctx.args
+        ctx.input("lake", ctx.lake.root)
+        ctx.output("report", args.out)
+        ctx.start(runs.run_id("report", "report", runs.fingerprint(self.run_config(ctx))), run=args.run or "newest")
+        data = gather(ctx.spark, args.lake, args.run, args.dedup_run, args.dataset_run,
                       args.samples, args.reasons, args.sample_chars)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    where = write_text(args.out, render(data))
-    runs = data["runs"]
-    job_done(log, "report", runs["filter"]["run_id"], time.perf_counter() - t0,
-             dedup_run=runs.get("dedup", {}).get("run_id", "-"), dataset_run=runs.get("tokenize", {}).get("run_id", "-"),
-             funnel_steps=len(data["funnel"]), out=where)
-    print(f"report: {where}")
-    return 0
+        where = write_text(args.out, render(data))
+        picked = data["runs"]
+        print(f"report: {where}")
+        ctx.done(filter_run=picked["filter"]["run_id"], dedup_run=picked.get("dedup", {}).get("run_id", "-"),
+                 dataset_run=picked.get("tokenize", {}).get("run_id", "-"), funnel_steps=len(data["funnel"]),
+                 out=where)
 
+
+job = ReportJob()
+main, parse_args = job.main, job.parse_args
 
 if __name__ == "__main__":
     sys.exit(main())

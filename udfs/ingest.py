@@ -1,6 +1,6 @@
 """One WARC / WET / ARC file to documents, with every record accounted for.
 
-:func:`process_file` streams one file (never the whole file in memory), turns each HTML response or
+:func:`iter_documents` streams one file (never the whole file in memory), turns each HTML response or
 WET conversion record into a document, and counts every other record under a skip reason. The
 invariant the job and the tests rely on::
 
@@ -70,7 +70,7 @@ class IngestConfig(StrictModel):
     limits: LimitsConfig = LimitsConfig()
     # Prefix joined to relative lines of a Common Crawl *.paths.gz listing.
     listing_prefix: str = "s3://commoncrawl/"
-    # Documents per pandas batch handed back to Spark (bounds Arrow batch memory: ~batch x 30 kB text).
+    # Documents per Arrow batch handed back to Spark (bounds batch memory: ~batch x 30 kB text).
     batch_size: int = Field(256, gt=0)
 
 

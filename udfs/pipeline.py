@@ -3,6 +3,7 @@
 ``conf/pipelines/<name>.yaml``::
 
     name: dclm_baseline
+    units: default                      # optional: the text units words are counted in (udfs.steps.units)
     steps:
       - func: page_length_filter        # a registered step name (udfs.steps.REGISTRY)
         min_length: 50                  # its parameters, checked against the step's model
@@ -24,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from lakesift.config import ConfigError, read_yaml
-from udfs.steps import REGISTRY, Doc, Step
+from udfs.steps import REGISTRY, UNITS, Doc, Step, TextUnits, get_units
 
 
 @dataclass
@@ -40,8 +41,10 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, name: str, steps: list[tuple[str, Step]], source: str = "<inline>"):
+    def __init__(self, name: str, steps: list[tuple[str, Step]], source: str = "<inline>",
+                 units: TextUnits | str | None = None):
         self.name, self.steps, self.source = name, steps, source
+        self.units = get_units(units)  # every document of this pipeline counts its words in these
 
     @property
     def step_ids(self) -> list[str]:
@@ -74,7 +77,7 @@ class Pipeline:
         n = len(texts)
         urls = urls or [None] * n
         metas = metas or [None] * n
-        docs = [Doc(t, u, m) for t, u, m in zip(texts, urls, metas, strict=True)]
+        docs = [Doc(t, u, m, self.units) for t, u, m in zip(texts, urls, metas, strict=True)]
         lengths: list[list[int]] = [[] for _ in range(n)]
         dropped: list[tuple[str, str] | None] = [None] * n
         alive = list(range(n))
@@ -100,9 +103,12 @@ class Pipeline:
 def build(spec: dict, source: str = "<inline>") -> Pipeline:
     if not isinstance(spec, dict):
         raise ConfigError(f"{source}: top level must be a mapping with 'name' and 'steps'")
-    unknown = set(spec) - {"name", "description", "steps"}
+    unknown = set(spec) - {"name", "description", "units", "steps"}
     if unknown:
         raise ConfigError(f"{source}: {', '.join(sorted(unknown))}: unknown key")
+    units = spec.get("units", "default")
+    if not isinstance(units, str) or units not in UNITS:
+        raise ConfigError(f"{source}: units: unknown text units {units!r}; known: {', '.join(sorted(UNITS))}")
     raw_steps = spec.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ConfigError(f"{source}: steps: must be a non-empty list")
@@ -137,7 +143,7 @@ def build(spec: dict, source: str = "<inline>") -> Pipeline:
             steps.append((sid, cls(model)))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{where} ({func}): {exc}") from None
-    return Pipeline(str(spec.get("name") or Path(source).stem), steps, source)
+    return Pipeline(str(spec.get("name") or Path(source).stem), steps, source, units)
 
 
 def load(path: str | Path, sets: list[str] | None = None, skips: list[str] | None = None) -> Pipeline:

@@ -55,10 +55,17 @@ def _read(spark, lake: Path, table: str):
 def test_notebooks_are_databricks_source_format():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.py"))
     assert names == ["00_end_to_end.py", "01_ingest.py", "02_filter.py", "03_dedup.py", "04_tokenize.py",
-                     "05_report.py"]
+                     "05_report.py", "_setup.py"]
+    setup = (NOTEBOOKS / "_setup.py").read_text()
+    assert setup.startswith("# Databricks notebook source\n") and "get_spark(" in setup
+    compile(setup, "_setup.py", "exec")
+    names.remove("_setup.py")
     for name in names:
         text = (NOTEBOOKS / name).read_text()
         assert text.startswith("# Databricks notebook source\n"), name
+        # the shared preamble once: %run on Databricks, the same file run as plain Python elsewhere
+        assert "# MAGIC %run ./_setup\n" in text and '"/_setup.py"' in text, name
+        assert "get_spark(" not in text, name
         assert text.count("\n# COMMAND ----------\n") >= 4, name
         assert "params(globals()" in text, name  # widgets
         # no pipeline logic in notebooks: every stage goes through a job's main()

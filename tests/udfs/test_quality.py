@@ -13,10 +13,11 @@ import pytest
 from lakesift.config import ConfigError
 from tests.conftest import REPO
 from udfs import quality as Q
+from udfs import quality_train as QT
 from udfs.pipeline import build, load, override
 from udfs.steps import Doc
 
-SMALL = Q.Hyperparameters(dim=16, bucket=100_000, epoch=10, lr=0.2)
+SMALL = QT.Hyperparameters(dim=16, bucket=100_000, epoch=10, lr=0.2)
 
 
 def test_normalisation_is_dclms_by_default():
@@ -34,15 +35,15 @@ def test_roc_auc_equals_the_pairwise_definition():
     pos = [b for a, b in zip(y, s, strict=True) if a]
     neg = [b for a, b in zip(y, s, strict=True) if not a]
     pairs = [(p > n) + 0.5 * (p == n) for p, n in itertools.product(pos, neg)]
-    assert Q.roc_auc(y, s) == pytest.approx(sum(pairs) / len(pairs))
-    assert Q.roc_auc([1, 1, 0], [0.9, 0.8, 0.1]) == 1.0
-    m = Q.classification_metrics([1, 1, 0, 0], [0.9, 0.2, 0.6, 0.1], 0.5)
+    assert QT.roc_auc(y, s) == pytest.approx(sum(pairs) / len(pairs))
+    assert QT.roc_auc([1, 1, 0], [0.9, 0.8, 0.1]) == 1.0
+    m = QT.classification_metrics([1, 1, 0, 0], [0.9, 0.2, 0.6, 0.1], 0.5)
     assert (m["precision"], m["recall"], m["kept_fraction"]) == (0.5, 0.5, 0.5)
 
 
 def _units(shared, name):
     path = shared / "data" / "text" / "nltk-corpora" / name
-    return Q.file_units(str(path), path.read_bytes(), "chunk", 1500, 200)
+    return QT.file_units(str(path), path.read_bytes(), "chunk", 1500, 200)
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +58,15 @@ def trained(shared, tmp_path_factory):
              + [(0, u) for n, u in web if any(k in n for k in ("wine", "singles", "pirates"))])
     random.Random(0).shuffle(train)
     d = tmp_path_factory.mktemp("quality")
-    n = Q.write_training_file(str(d / "train.txt"), train, Q.Labels(), Q.Normalization())
+    n = QT.write_training_file(str(d / "train.txt"), train, QT.Labels(), Q.Normalization())
     assert n == len(train) > 4000
-    model = Q.train(str(d / "train.txt"), SMALL, str(d / Q.MODEL_FILE))
+    model = QT.train(str(d / "train.txt"), SMALL, str(d / Q.MODEL_FILE))
     return d, model, valid
 
 
 def test_classifier_separates_held_out_edited_prose_from_informal_web_text(trained):
     _, model, valid = trained
-    ev = Q.evaluate(model, valid, Q.Labels(), Q.Normalization(), [0.5])
+    ev = QT.evaluate(model, valid, QT.Labels(), Q.Normalization(), [0.5])
     assert ev["positives"] > 400 and ev["negatives"] > 150
     # measured 0.993 on this split (fastText 0.10.4, 1 thread); a broken pipeline lands near 0.5
     assert ev["roc_auc"] >= 0.97, ev["roc_auc"]
@@ -150,11 +151,31 @@ def test_quality_filter_rules():
         top.steps[1][1].apply(Doc("x", meta={"fasttext_hq_prob": 1.0}))
     top.steps[1][1].resolve(0.5)
     assert top.steps[1][1].apply(Doc("x", meta={"fasttext_hq_prob": 0.7})) is None
+    assert top.steps[1][1].describe_threshold(0.5) == "top_fraction 0.1 of fasttext_hq_prob -> threshold 0.5"
     for bad in ({}, {"threshold": 0.1, "top_fraction": 0.1}):
         with pytest.raises(ConfigError, match="exactly one of threshold and top_fraction"):
             build({"steps": [{"func": "quality_filter", **bad}]}, "q.yaml")
     with pytest.raises(ConfigError, match="top_fraction"):
         build({"steps": [{"func": "quality_filter", "top_fraction": 1.5}]}, "q.yaml")
+
+
+def test_corpus_statistic_protocol():
+    """What the Spark job computes for a step before running it: a quantile of a column."""
+    from udfs.steps import CorpusStat
+
+    p = build({"steps": [{"func": "page_length_filter"}, {"func": "quality_filter", "threshold": 0.5},
+                         {"func": "quality_filter", "key": "ppl", "top_fraction": 0.25, "lower_better": True,
+                          "relative_error": 0.01}]})
+    (_, plain), (_, fixed), (_, top) = p.steps
+    assert plain.corpus_stat() is None and fixed.corpus_stat() is None
+    assert not plain.needs_corpus_stat() and not fixed.needs_corpus_stat() and top.needs_corpus_stat()
+    assert top.corpus_stat() == CorpusStat(column="ppl", quantile=0.25, relative_error=0.01)
+    assert top.quantile() == 0.25 and p.segments() == [(0, 2), (2, 3)]
+    top.resolve(80.0)
+    assert top.apply(Doc("x", meta={"ppl": 80.0})) is None and top.apply(Doc("x", meta={"ppl": 81.0})) == "ppl>80"
+    assert top.describe_threshold(80.0) == "top_fraction 0.25 of ppl -> threshold 80"
+    with pytest.raises(TypeError, match="page_length_filter needs no corpus statistic"):
+        plain.resolve(1.0)
 
 
 def test_command_line_overrides(tmp_path):
@@ -180,10 +201,10 @@ def test_command_line_overrides(tmp_path):
 
 def test_text_units_and_zip_members(tmp_path):
     text = "para one line\nstill one\n\npara two\n\n\npara three is longer"
-    assert Q.split_units(text, "paragraph", 0, 5) == ["para one line\nstill one", "para two", "para three is longer"]
-    assert Q.split_units(text, "line", 0, 9) == ["para one line", "still one", "para three is longer"]
-    assert Q.split_units(text, "chunk", 20, 0) == ["para one line\nstill one", "para two\n\n\npara three is longer"]
-    assert Q.split_units(text, "file", 0, 1000) == []
+    assert QT.split_units(text, "paragraph", 0, 5) == ["para one line\nstill one", "para two", "para three is longer"]
+    assert QT.split_units(text, "line", 0, 9) == ["para one line", "still one", "para three is longer"]
+    assert QT.split_units(text, "chunk", 20, 0) == ["para one line\nstill one", "para two\n\n\npara three is longer"]
+    assert QT.split_units(text, "file", 0, 1000) == []
     import zipfile
 
     z = tmp_path / "c.zip"
@@ -191,14 +212,14 @@ def test_text_units_and_zip_members(tmp_path):
         zf.writestr("c/README", "skip me " * 50)
         zf.writestr("c/a.txt", "caf\xe9 latin-1 text ".encode("cp1252") * 20)
         zf.writestr("c/b.xml", "<x/>" * 100)
-    units = Q.file_units(str(z), z.read_bytes(), "file", 0, 10)
+    units = QT.file_units(str(z), z.read_bytes(), "file", 0, 10)
     assert [n.rsplit("!", 1)[1] for n, _ in units] == ["c/a.txt"] and "café" in units[0][1]
-    assert Q.file_units("bad.zip", b"not a zip", "file", 0, 1) == []
+    assert QT.file_units("bad.zip", b"not a zip", "file", 0, 1) == []
 
 
 def test_training_is_deterministic(trained, tmp_path):
     d, model, valid = trained
-    again = Q.train(str(d / "train.txt"), SMALL, str(tmp_path / "m.bin"))
+    again = QT.train(str(d / "train.txt"), SMALL, str(tmp_path / "m.bin"))
     texts = [t for _, t in valid[:40]]
     assert np.array_equal(Q.score(model, texts), Q.score(again, texts))
     assert os.path.getsize(tmp_path / "m.bin") == os.path.getsize(d / Q.MODEL_FILE)

@@ -239,3 +239,86 @@ def test_url_removal_token_windows_equal_the_plain_substitution(warc_dir):
     for text in texts:
         assert _sub_in_tokens(step.url, step.url_hint, text) == step.url.sub("", text)
         assert _sub_in_tokens(step.ipv4, _IPV4_HINT, text) == step.ipv4.sub("", text)
+
+
+def _toy_units():
+    """Toy text units: every non-space character is a word (a stand-in for a language without spaces)."""
+    from udfs.steps import TextUnits
+
+    class Characters(TextUnits):
+        name = "test_characters"
+        stop_words = frozenset({"的"})
+
+        def tokens(self, text, ignore_punctuation=True):
+            return [c for c in text if not c.isspace() and (c.isalnum() or not ignore_punctuation)]
+
+        def words(self, text):
+            return [c for c in text if not c.isspace()]
+
+        def ngram_words(self, text):
+            return [c for c in text if c.isalnum()]
+
+    return Characters
+
+
+def test_registered_units_change_what_word_based_steps_count(monkeypatch):
+    from udfs import kernels as K
+    from udfs.steps import UNITS, register_units
+
+    chars = _toy_units()
+    monkeypatch.setitem(UNITS, chars.name, chars)  # removed again after the test
+    assert register_units(chars) is chars and UNITS[chars.name] is chars
+    han = "一二三四五六七八九十"
+    cases = [  # (step, text, decision on the default units, decision on characters)
+        (step("page_length_filter", min_length=5), han, "words<5", None),
+        (step("word_length_filter", max_length=3), han, "mean_word_length>3", None),
+        (step("stop_word_filter", min_stop_word=1), "我的书", "stop_words<1", None),
+        (step("alphabetic_word_ratio_filter", max_ratio=0.5), "x1 2", None, "non_alpha_words>0.5"),
+        (step("massive_web_repetition_filters"), "ab" * 40, None, "top_2gram>0.2"),
+        (step("line_length_modifier", min_length=2), "你好", "empty_after_modification", None),
+        (step("c4_quality_filter", min_words_per_line=3, min_sentences=1), "我们好.", "sentences<1", None),
+    ]
+    for s, text, default, characters in cases:
+        assert s.apply(Doc(text)) == default, s.name
+        d = Doc(text, units=chars.name)
+        assert d.units.name == chars.name and not d.compiled
+        assert s.apply(d) == characters, s.name
+    assert Doc("x").compiled == (K.rules is not None)
+
+    # the same through a pipeline's `units:` key, batch and single document
+    spec = {"steps": [{"func": "word_counter_enricher"}, {"func": "line_length_modifier", "min_length": 2},
+                      {"func": "page_length_filter", "min_length": 5}]}
+    text = "你好\n一二三四五"
+    by_default = build(spec).run(text)
+    assert (by_default.kept, by_default.reason) == (False, "empty_after_modification")
+    p = build({"units": chars.name, **spec})
+    assert p.units.name == chars.name
+    kept = p.run_batch([text])[0]
+    assert kept.kept and kept.text == text and kept.meta["previous_word_count"] == 7
+    assert build({"units": "default", **spec}).run(text).reason == "empty_after_modification"
+
+
+def test_text_units_are_validated():
+    from udfs.steps import TextUnits, WhitespaceUnits, get_units, register_units
+
+    for bad in ("zh", 3, None):
+        with pytest.raises(ConfigError, match=r"x.yaml: units: unknown text units .*; known: default"):
+            build({"units": bad, "steps": [{"func": "page_length_filter"}]}, "x.yaml")
+    with pytest.raises(ValueError, match="unknown text units 'zh'"):
+        Doc("x", units="zh")
+    assert get_units() is get_units("default") is Doc("x").units and get_units(get_units()) is get_units()
+
+    class Half(TextUnits):
+        name = "test_half"
+        stop_words = frozenset()
+
+        def tokens(self, text, ignore_punctuation=True):
+            return text.split()
+
+    with pytest.raises(TypeError, match=r"missing: words, ngram_words"):
+        register_units(Half)
+
+    class Tweaked(WhitespaceUnits):  # inherits the default definitions, but the kernels do not know it
+        name = "test_tweaked"
+
+    assert WhitespaceUnits.compiled and not Tweaked.compiled

@@ -1,0 +1,254 @@
+"""Page filters of Gopher (Rae et al. 2021, table A1) as DCLM implements them: page length, mean word
+length, symbol / bullet / ellipsis / non-alphabetic-word ratios, stop words and the line, paragraph
+and n-gram repetition rules."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+from pydantic import Field
+
+from lakesift.config import StrictModel
+from udfs import kernels as K
+from udfs.steps.base import Step, register
+
+
+@register
+class PageLength(Step):
+    """Drop pages with fewer than ``min_length`` or more than ``max_length`` units.
+
+    DCLM-Baseline: 50..100,000 words, words as fastText tokens starting with an alphanumeric
+    character (``ignore_punctuation``; the units' ``tokens``), RefinedWeb / Gopher's length bounds.
+    """
+
+    name, kind = "page_length_filter", "filter"
+
+    class Params(StrictModel):
+        length_type: Literal["word", "line", "paragraph", "char"] = "word"
+        min_length: int = Field(1, ge=0)
+        max_length: float = float("inf")
+        ignore_punctuation: bool = True
+
+    def apply(self, doc):
+        t = self.p.length_type
+        if t == "word":
+            n = doc.ft_word_count(self.p.ignore_punctuation)
+        elif t == "line":
+            n = len(doc.lines)
+        elif t == "paragraph":
+            n = len(doc.paragraphs)
+        else:
+            n = len(doc.text)
+        if n < self.p.min_length:
+            return f"{t}s<{self.p.min_length}"
+        if n > self.p.max_length:
+            return f"{t}s>{self.p.max_length:g}"
+        return None
+
+
+@register
+class WordLength(Step):
+    """Drop pages whose mean whitespace-word length is outside [min, max] (Gopher: 3..10)."""
+
+    name, kind = "word_length_filter", "filter"
+
+    class Params(StrictModel):
+        min_length: float = 0
+        max_length: float = float("inf")
+
+    def apply(self, doc):
+        n = doc.ws_word_count
+        if not n:
+            return "no_words"
+        mean = doc.ws_char_count / n
+        if mean < self.p.min_length:
+            return f"mean_word_length<{self.p.min_length:g}"
+        if mean > self.p.max_length:
+            return f"mean_word_length>{self.p.max_length:g}"
+        return None
+
+
+@register
+class SymbolRatio(Step):
+    """Drop pages with more than ``max_symbol_to_word_ratio`` of '#' and ellipses per whitespace word
+    (Gopher: 0.1)."""
+
+    name, kind = "symbol_ratio_filter", "filter"
+
+    class Params(StrictModel):
+        max_symbol_to_word_ratio: float = Field(0.1, ge=0)
+
+    def apply(self, doc):
+        n_words = doc.ws_word_count
+        n_sym = sum(doc.text.count(s) for s in ("#", "...", ". . .", "\u2026"))
+        if n_words == 0 or n_sym / n_words > self.p.max_symbol_to_word_ratio:
+            return f"symbol_ratio>{self.p.max_symbol_to_word_ratio:g}"
+        return None
+
+
+@register
+class BulletCount(Step):
+    """Drop pages where more than ``max_bullet_start_ratio`` of lines start with a bullet (Gopher: 0.9)."""
+
+    name, kind = "bullet_count_filter", "filter"
+    BULLETS = ("●", "•", "*", "-")
+
+    class Params(StrictModel):
+        max_bullet_start_ratio: float = Field(0.9, ge=0, le=1)
+
+    def apply(self, doc):
+        lines = doc.lines
+        n = sum(ln.startswith(self.BULLETS) for ln in lines)
+        return f"bullet_lines>{self.p.max_bullet_start_ratio:g}" if n > self.p.max_bullet_start_ratio * len(lines) else None
+
+
+@register
+class EllipsisCount(Step):
+    """Drop pages where more than ``max_ellipsis_end_ratio`` of lines end with an ellipsis (Gopher: 0.3)."""
+
+    name, kind = "ellipsis_count_filter", "filter"
+    ELLIPSES = ("...", ". . .", "\u2026")
+
+    class Params(StrictModel):
+        max_ellipsis_end_ratio: float = Field(0.3, ge=0, le=1)
+
+    def apply(self, doc):
+        lines = doc.lines
+        n = sum(ln.endswith(self.ELLIPSES) for ln in lines)
+        return f"ellipsis_lines>{self.p.max_ellipsis_end_ratio:g}" if n > self.p.max_ellipsis_end_ratio * len(lines) else None
+
+
+@register
+class AlphabeticWordRatio(Step):
+    """Drop pages where more than ``max_ratio`` of whitespace words have no alphabetic character
+    (Gopher keeps pages where 80% of words have one: max_ratio 0.2)."""
+
+    name, kind = "alphabetic_word_ratio_filter", "filter"
+
+    class Params(StrictModel):
+        max_ratio: float = Field(0.2, ge=0, le=1)
+
+    def apply(self, doc):
+        n = doc.ws_word_count
+        if not n:
+            return "no_words"
+        return f"non_alpha_words>{self.p.max_ratio:g}" if doc.non_alpha_word_count / n > self.p.max_ratio else None
+
+
+@register
+class StopWord(Step):
+    """Keep pages with at least ``min_stop_word`` of Gopher's English stop words (the, be, to, of,
+    and, that, have, with) among their lower-cased whitespace words (Gopher / DCLM: 2). Stop words and
+    words are the document's units' (these by default)."""
+
+    name, kind = "stop_word_filter", "filter"
+
+    class Params(StrictModel):
+        count_unique: bool = False
+        min_stop_word: int = Field(2, ge=0)
+
+    def apply(self, doc):
+        if self.p.count_unique:
+            n = len(doc.units.stop_words.intersection(map(str.lower, doc.words)))
+        else:
+            n = doc.stop_word_count
+        return None if n >= self.p.min_stop_word else f"stop_words<{self.p.min_stop_word}"
+
+
+def _repeated_fraction_segments(segments: list[str], count_chars: bool) -> float:
+    counts = Counter(segments)
+    if count_chars:
+        total = sum(len(s) for s in segments)
+        return sum(len(s) * c for s, c in counts.items() if c > 1) / total
+    return sum(c for c in counts.values() if c > 1) / len(segments)
+
+
+def _ngram_fractions(words: list[str], limits: dict[int, float]) -> tuple[int, float] | None:
+    """First n (in order) whose Gopher n-gram repetition share exceeds its limit, else None.
+
+    Vectorised: words become integer ids, each n-gram window a 64-bit polynomial hash of its ids
+    (built incrementally from the (n-1)-gram hashes), counted with ``np.unique``. For n <= 4 the share
+    is the characters of the most common n-gram (the longest among equally common ones) times its
+    count; for n >= 5 the characters of all words covered by an n-gram that occurs more than once.
+    Hash collisions between different n-grams are possible in principle (two in 2^64).
+    """
+    import numpy as np
+
+    # word identity by Python's string hash (equal words, equal hashes; collisions as unlikely as below)
+    ids = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    total = int(lens.sum())
+    if total == 0:
+        return None
+    cs = np.concatenate(([0], np.cumsum(lens)))
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    h = ids * mult + np.uint64(1)
+    for n in range(2, max(limits) + 1):
+        m = len(words) - n + 1
+        if m <= 0:
+            break
+        h = h[:m] * mult + ids[n - 1:] + np.uint64(n)  # window [i, i+n) from window [i, i+n-1)
+        if n not in limits:
+            continue
+        _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
+        top = int(counts.max())
+        if top == 1:
+            break  # no n-gram repeats, so no longer one can: every remaining rule passes
+        if n <= 4:
+            chars = cs[n:n + m] - cs[:m]
+            share = int(chars[counts[inv] == top].max()) * top / total
+        else:
+            rep = counts[inv] > 1
+            cover = np.zeros(len(words) + 1, dtype=np.int64)
+            starts = np.nonzero(rep)[0]
+            np.add.at(cover, starts, 1)
+            np.add.at(cover, starts + n, -1)
+            share = int(lens[np.cumsum(cover[:-1]) > 0].sum()) / total
+        if share > limits[n]:
+            return n, limits[n]
+    return None
+
+
+@register
+class GopherRepetition(Step):
+    """Gopher's repetition rules (Rae et al. 2021, table A1), in DCLM's order and definitions:
+
+    * duplicate lines > 0.30 of lines, duplicate paragraphs > 0.30 of paragraphs (by count);
+    * characters in duplicate lines > 0.20, in duplicate paragraphs > 0.20 (of non-empty characters);
+    * top 2/3/4-gram character share > 0.20 / 0.18 / 0.16;
+    * characters in repeated 5..10-grams > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.
+    n-grams are over UAX #29 words starting with an alphanumeric character (the units' ``ngram_words``).
+    A text of one segment passes the line / paragraph rules; an empty text is dropped.
+    """
+
+    name, kind = "massive_web_repetition_filters", "filter"
+    NGRAM_MAX = {2: 0.20, 3: 0.18, 4: 0.16, 5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    LIMITS = tuple(sorted(NGRAM_MAX.items()))
+
+    class Params(StrictModel):
+        skip_paragraph: bool = False
+
+    def apply(self, doc):
+        if not doc.text:
+            return "empty"
+        units = [("line", doc.lines)]
+        if not self.p.skip_paragraph:
+            units.append(("paragraph", doc.paragraphs))
+        for count_chars, limit in ((False, 0.30), (True, 0.20)):
+            for unit, segs in units:
+                if len(segs) == 0:
+                    return f"no_{unit}s"
+                if len(segs) > 1 and _repeated_fraction_segments(segs, count_chars) > limit:
+                    return f"dup_{unit}_{'chars' if count_chars else 'count'}>{limit:g}"
+        if K.rules is not None:
+            # the text itself on the default units (-1: not a fast-path text), else the units' words
+            n = K.rules.ngram_repetition(doc.text, self.LIMITS) if doc.units.compiled else -1
+            if n < 0:
+                n = K.rules.ngram_repetition(doc.ngram_words, self.LIMITS)
+        else:
+            hit = _ngram_fractions(doc.ngram_words, self.NGRAM_MAX)
+            n = hit[0] if hit else 0
+        if n:
+            return f"{'top' if n <= 4 else 'dup'}_{n}gram>{self.NGRAM_MAX[n]:g}"
+        return None
