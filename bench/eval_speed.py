@@ -5,7 +5,7 @@
 
 Model: the debug-tiny shape (d 64, 2 layers, GPT-NeoX vocabulary), seeded random weights (speed does
 not depend on what the weights learned). Tasks: PIQA (multiple choice, 10-shot) and LAMBADA
-(language modeling, 0-shot) from ../shared/data/eval, the first ``--examples`` of each. Same prompts,
+(language modeling, 0-shot) from $LAKESIFT_SHARED/data/eval, the first ``--examples`` of each. Same prompts,
 same results (checked), batch size 16 vs 1.
 """
 
@@ -19,31 +19,32 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # run from `make bench`, or with the repository installed / on PYTHONPATH
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
+    ap.add_argument("--shared", help="shared data folder (default $LAKESIFT_SHARED, else ../shared)")
     ap.add_argument("--examples", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     import torch
     from tokenizers import Tokenizer
 
+    from lakesift.resolve import shared_path
     from training import eval as E
     from training.config import load_scale
+    from training.eval.load import default_tokenizer
     from training.model import Transformer, init_parameters
 
+    if args.shared:
+        os.environ["LAKESIFT_SHARED"] = args.shared
     torch.set_num_threads(1)
-    shared = Path(args.shared)
     cfg = load_scale("debug-tiny").model.model_copy(update={"seq_len": 2048})
     model = Transformer(cfg)
     init_parameters(model, 0)
     model.eval()
-    tok = Tokenizer.from_file(str(shared / "data" / "tokenizers" / "gpt-neox-20b" / "20B_tokenizer.json"))
+    tok = Tokenizer.from_file(default_tokenizer())
     tasks = [(E.TaskSpec(label="piqa", file="", type="multiple_choice", shots=10, continuation_delimiter="\nAnswer: "),
               "commonsense_reasoning/piqa.jsonl"),
              (E.TaskSpec(label="lambada", file="", type="language_modeling", shots=0),
@@ -51,7 +52,7 @@ def main() -> int:
     print(f"model d={cfg.d_model} layers={cfg.n_layers} vocab={cfg.vocab_size}; {args.examples} examples per task; "
           "1 thread")
     for spec, rel in tasks:
-        rows = [json.loads(x) for x in (shared / "data" / "eval" / rel).read_text().splitlines() if x.strip()]
+        rows = [json.loads(x) for x in (Path(shared_path("data", "eval")) / rel).read_text().splitlines() if x.strip()]
         rates = {1: [], 16: []}
         accs = {}
         for _ in range(args.repeats):

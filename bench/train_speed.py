@@ -25,8 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[1]  # run from `make bench`, or with the repository installed / on PYTHONPATH
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -65,7 +64,8 @@ def reference(scale_name: str, data: Path, steps: int) -> float:
     from streaming import StreamingDataset
 
     from training.config import load_scale
-    from training.model import Transformer, init_parameters, loss_fn
+    from training.model import Transformer, init_parameters
+    from training.objectives.clm import causal_lm_loss
 
     scale = load_scale(scale_name)
     seq = scale.model.seq_len
@@ -85,7 +85,7 @@ def reference(scale_name: str, data: Path, steps: int) -> float:
         for m in range(accum):
             i = (step * accum + m) * scale.micro_batch
             batch = tokens[i:i + scale.micro_batch]
-            loss, _ = loss_fn(model(batch[:, :-1]), batch[:, 1:], scale.z_loss)
+            loss, _ = causal_lm_loss(model(batch[:, :-1]), batch[:, 1:], scale.z_loss)
             (loss / accum).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), scale.grad_clip)
         opt.step()

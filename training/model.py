@@ -29,9 +29,6 @@ class GainLayerNorm(nn.Module):
     def forward(self, x):
         return F.layer_norm(x, (x.shape[-1],), self.weight, None, self.eps)
 
-    def reset_parameters(self):
-        nn.init.ones_(self.weight)
-
 
 def rope_tables(head_dim: int, seq_len: int, base: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
@@ -48,14 +45,13 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer_id: int):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         d, self.h = cfg.d_model, cfg.n_heads
         self.head_dim = d // cfg.n_heads
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.out = nn.Linear(d, d, bias=False)
         self.qk_norm, self.eps = cfg.qk_norm, cfg.norm_eps
-        self.layer_id, self.d = layer_id, d
 
     def forward(self, x, cos, sin):
         b, s, d = x.shape
@@ -68,38 +64,25 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(b, s, d))
 
-    def reset_parameters(self):
-        std = 1.0 / math.sqrt(self.d)
-        nn.init.trunc_normal_(self.qkv.weight, std=std, a=-3 * std, b=3 * std)
-        std_o = std / math.sqrt(2 * (self.layer_id + 1))
-        nn.init.trunc_normal_(self.out.weight, std=std_o, a=-3 * std_o, b=3 * std_o)
-
 
 class SwiGLU(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer_id: int):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.hidden, self.d, self.layer_id = cfg.ffn_hidden, cfg.d_model, layer_id
-        self.w12 = nn.Linear(cfg.d_model, 2 * self.hidden, bias=False)
-        self.w3 = nn.Linear(self.hidden, cfg.d_model, bias=False)
+        self.w12 = nn.Linear(cfg.d_model, 2 * cfg.ffn_hidden, bias=False)
+        self.w3 = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
 
     def forward(self, x):
         a, g = self.w12(x).chunk(2, dim=-1)
         return self.w3(F.silu(a) * g)
 
-    def reset_parameters(self):
-        std = 1.0 / math.sqrt(self.d)
-        nn.init.trunc_normal_(self.w12.weight, std=std, a=-3 * std, b=3 * std)
-        std_o = 1.0 / math.sqrt(self.hidden) / math.sqrt(2 * (self.layer_id + 1))
-        nn.init.trunc_normal_(self.w3.weight, std=std_o, a=-3 * std_o, b=3 * std_o)
-
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer_id: int):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.attn_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
-        self.attn = Attention(cfg, layer_id)
+        self.attn = Attention(cfg)
         self.ffn_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
-        self.ffn = SwiGLU(cfg, layer_id)
+        self.ffn = SwiGLU(cfg)
 
     def forward(self, x, cos, sin):
         x = x + self.attn(self.attn_norm(x), cos, sin)
@@ -111,18 +94,9 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.activation_checkpointing = False
-
-    def init_weights(self):
-        std = 1.0 / math.sqrt(self.cfg.d_model)
-        nn.init.trunc_normal_(self.embed.weight, std=std, a=-3 * std, b=3 * std)
-        nn.init.trunc_normal_(self.head.weight, std=std, a=-3 * std, b=3 * std)
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_parameters") and not isinstance(m, nn.Linear | nn.Embedding):
-                m.reset_parameters()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.head(self.hidden(tokens))
@@ -131,13 +105,8 @@ class Transformer(nn.Module):
         """The final normalised hidden states (apply ``head`` to the positions you need)."""
         h = self.embed(tokens)
         cos, sin = rope_tables(self.cfg.d_model // self.cfg.n_heads, tokens.shape[1], self.cfg.rope_base, tokens.device)
-        for layer in self.layers:
-            if self.activation_checkpointing and self.training:
-                from torch.utils.checkpoint import checkpoint
-
-                h = checkpoint(layer, h, cos, sin, use_reentrant=False)
-            else:
-                h = layer(h, cos, sin)
+        for layer in self.layers:  # training.parallelize may checkpoint, compile and shard each one
+            h = layer(h, cos, sin)
         return self.norm(h)
 
 
@@ -165,6 +134,7 @@ def init_parameters(model: Transformer, seed: int) -> None:
     import zlib
 
     for name, p in model.named_parameters():
+        name = name.replace("_orig_mod.", "")  # torch.compile's wrapper: the same values compiled or not
         gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
         full = init_tensor(name, tuple(p.shape), model.cfg, gen)
         if hasattr(p, "device_mesh"):  # DTensor
@@ -185,13 +155,3 @@ def flops_per_token(cfg: ModelConfig, params: int) -> int:
     embedding) for the matmuls, plus 12 x layers x heads x head_dim x seq for attention scores."""
     non_embed = params - cfg.vocab_size * cfg.d_model
     return 6 * non_embed + 12 * cfg.n_layers * cfg.n_heads * (cfg.d_model // cfg.n_heads) * cfg.seq_len
-
-
-def loss_fn(logits: torch.Tensor, targets: torch.Tensor, z_loss: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy (fp32) plus ``z_loss * mean(logsumexp(logits)^2)``; returns (total, ce)."""
-    logits = logits.float().view(-1, logits.shape[-1])
-    t = targets.reshape(-1)
-    ce = F.cross_entropy(logits, t)
-    if z_loss:
-        return ce + z_loss * torch.logsumexp(logits, dim=-1).pow(2).mean(), ce
-    return ce, ce

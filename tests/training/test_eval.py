@@ -1,5 +1,6 @@
 """CORE-style evaluation: prompts, scoring against hand-computed losses, an oracle scores 100%, a
-model without preference scores chance, missing tasks never count as zero."""
+model without preference scores chance, missing tasks never count as zero, examples longer than a
+model's window are cut from the left or skipped with a reason, never a crash."""
 
 from __future__ import annotations
 
@@ -126,8 +127,8 @@ tasks:
     assert c["centered"] == pytest.approx((c["accuracy"] - 0.5) / 0.5)
     assert r["CORE_over_present_tasks"] == pytest.approx((c["centered"] + r["tasks"]["lambada_openai"]["centered"]) / 2)
     assert "commonsense_reasoning/copa.jsonl" in r["data_sha1"] and r["perplexity"]["value"] > 1000  # untrained
-    assert len(E.load_model(E.Suite, REPO / "conf" / "eval" / "core.yaml").tasks) == 22
-    assert len(E.load_model(E.Suite, REPO / "conf" / "eval" / "extended.yaml").tasks) == 53
+    assert len(E.load_suite(REPO / "conf" / "eval" / "core.yaml").tasks) == 22
+    assert len(E.load_suite(REPO / "conf" / "eval" / "extended.yaml").tasks) == 53
 
 
 def test_hugging_face_causal_lm_folder(shared, tmp_path, tok):
@@ -149,3 +150,91 @@ def test_hugging_face_causal_lm_folder(shared, tmp_path, tok):
     copa = rows_of(shared, "commonsense_reasoning/copa.jsonl", 10)
     r = E.evaluate_task(E.TaskSpec(label="copa", file="x", type="multiple_choice"), copa, scorer, 1, None)
     assert r["examples"] == 10
+
+
+TINY = ModelConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=256, seq_len=32)
+
+
+def byte_tokenizer():
+    """One token per byte (vocabulary 256), so lengths below are plain byte counts."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def test_examples_longer_than_the_window_are_cut_from_the_left_or_skipped(tmp_path):
+    tok = byte_tokenizer()
+    tiny = Transformer(TINY)
+    init_parameters(tiny, 5)
+    tiny.eval()
+    scorer = E.Scorer(tiny, tok, TINY.seq_len, batch_size=4)
+    ctx, cont = "Question: which of these is the right answer, really? " * 3, " the last one"
+    req = scorer.request(ctx, cont)
+    assert req.skip is None and len(req.context) + len(req.continuation) == TINY.seq_len
+    assert req.continuation == scorer.encode(cont) and req.context == scorer.encode(ctx)[-(32 - len(cont)):]
+    too_long = scorer.request("Q? ", "x" * 32)  # no room left for a token of context
+    assert too_long.skip and "32 tokens" in too_long.skip and "32-token window" in too_long.skip
+    assert scorer.request("", " y").skip == "empty context"
+    (s, m, _), none = scorer.score([req, too_long])
+    assert none is None
+    ids = torch.tensor([req.context + req.continuation])
+    with torch.no_grad():
+        logp = F.log_softmax(tiny(ids[:, :-1]), dim=-1)[0]
+    expected = -sum(float(logp[len(req.context) - 1 + k, t]) for k, t in enumerate(req.continuation))
+    assert s == pytest.approx(expected, rel=1e-5)
+
+    seen = []
+
+    def fixed_window(x):  # a model that would fail past its window, as position embeddings do
+        seen.append(x.shape[1])
+        return torch.zeros(*x.shape, TINY.vocab_size)
+
+    assert E.Scorer(fixed_window, tok, 32).generate(ctx, "\n", max_new_tokens=64) is not None
+    assert max(seen) <= 32
+
+    # the CLI on a 32-token model: 10-shot prompts far longer than the window, one choice that cannot fit
+    from training.config import ScaleConfig
+    from training.export import export
+
+    scale = ScaleConfig(name="t", model=TINY, global_batch=1, micro_batch=1, lr=1e-3, warmup=0, weight_decay=0,
+                        z_loss=0, final_lr=0)
+    export(tiny, scale, tmp_path / "ckpt")
+    tok.save(str(tmp_path / "ckpt" / "tokenizer.json"))
+    rows = [{"query": f"Question {i}: is this one long enough to need cutting?", "choices": [" yes", " no"],
+             "gold": i % 2} for i in range(6)]
+    rows[4]["choices"][1] = " no, because " * 4  # 52 tokens
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "eval" / "far.jsonl").write_text(json.dumps({"context": "a", "continuation": "b" * 40}) + "\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("""name: core
+tasks:
+  - {label: mc, file: mc.jsonl, type: multiple_choice, shots: 5, random_baseline: 50}
+  - {label: far, file: far.jsonl, type: language_modeling}
+""")
+    out = tmp_path / "r.json"
+    assert E.main(["--checkpoint", str(tmp_path / "ckpt"), "--suite", str(suite), "--eval-dir",
+                   str(tmp_path / "eval"), "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    mc, far = r["tasks"]["mc"], r["tasks"]["far"]
+    assert mc["examples"] == 6 and mc["scored"] == 5 and mc["accuracy"] is not None
+    assert mc["skipped"] == [{"example": 4, "reason": "continuation of 52 tokens does not fit the model's "
+                                                      "32-token window with any context"}]
+    assert far["scored"] == 0 and far["accuracy"] is None and len(far["skipped"]) == 1
+    assert r["CORE"] is None and r["tasks_unscored"] == ["far"] and r["tasks_missing"] == []
+    assert r["CORE_over_present_tasks"] == pytest.approx(mc["centered"]) and "window" in r["note"]
+
+
+def test_missing_eval_folder_is_an_error(tmp_path, model, capsys):
+    from training.config import ScaleConfig
+    from training.export import export
+
+    scale = ScaleConfig(name="t", model=CFG, global_batch=1, micro_batch=1, lr=1e-3, warmup=0, weight_decay=0,
+                        z_loss=0, final_lr=0)
+    export(model, scale, tmp_path / "ckpt")
+    assert E.main(["--checkpoint", str(tmp_path / "ckpt"), "--eval-dir", str(tmp_path / "nowhere")]) == 2
+    assert "evaluation task folder not found" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The trainer on CPU: parameter counts of every scale, loss going down on real text, a two-process
-FSDP run under torchrun (gloo) against one process, and stop / resume against an uninterrupted run."""
+FSDP run under torchrun (gloo) against one process, stop / resume against an uninterrupted run, and
+the proportions of a mix of two shard sets."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.training.conftest import write_mds
 from training.config import load_scale
 from training.model import Transformer, n_params
-
-SEQ = 64  # debug-bytes
 
 
 def test_parameter_counts_match_dclm():
@@ -30,23 +30,6 @@ def test_parameter_counts_match_dclm():
     assert load_scale("400M-1x").tokens(411_616_256) == 8_232_325_120  # DCLM's 411m_1x token budget
     assert load_scale("7B-2x").tokens(6_889_410_560) == 2 * 137_788_211_200
     assert load_scale("1B-1x").model.ffn_hidden == 5632
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Real text as bytes (vocab 256 + EOS 256), packed into 65-token sequences, as MDS."""
-    from streaming import MDSWriter
-
-    text = (REPO / "sample" / "text" / "hq" / "wikipedia.txt").read_text(encoding="utf-8")
-    stream: list[int] = []
-    for para in text.split("\n"):
-        if para.strip():
-            stream += list(para.encode("utf-8")) + [256]
-    out = tmp_path_factory.mktemp("mds")
-    with MDSWriter(out=str(out), columns={"tokens": f"ndarray:uint16:{SEQ + 1}"}, size_limit="256kb") as w:
-        for i in range(0, 600 * (SEQ + 1), SEQ + 1):
-            w.write({"tokens": np.asarray(stream[i:i + SEQ + 1], dtype=np.uint16)})
-    return out
 
 
 def run(args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
@@ -103,12 +86,32 @@ def test_resume_continues_exactly(shards, tmp_path):
         assert b[s] == pytest.approx(a[s], rel=1e-5, abs=1e-6), (s, a[s], b[s])
 
 
-def test_mixing_two_shard_sets_with_proportions(shards, tmp_path):
-    import shutil
+@pytest.fixture(scope="module")
+def mirrored(shards, tmp_path_factory):
+    """The same sequences with every token t written as 511 - t: text bytes and EOS (0..256) become
+    255..511 without 256, so a sample whose largest token is above 256 comes from this set."""
+    from streaming import StreamingDataset
 
-    other = tmp_path / "other"
-    shutil.copytree(shards, other)
+    src = StreamingDataset(local=str(shards), shuffle=False, batch_size=1)
+    out = tmp_path_factory.mktemp("mirrored")
+    write_mds(out, [511 - src[i]["tokens"].astype(np.int64) for i in range(src.num_samples)])
+    return out
+
+
+def test_mixing_two_shard_sets_with_proportions(shards, mirrored, tmp_path):
+    from training.config import load_scale
+    from training.data import make_loader
+    from training.objectives import build
+
+    clm = build("clm", load_scale("debug-bytes"))
+    for p in (0.25, 0.75):  # the two sets hold 600 samples each: ignoring the proportions gives 0.5
+        loader = make_loader([f"{shards}:{1 - p}", f"{mirrored}:{p}"], 4, 42, None, clm.fields, clm.collate)
+        drawn = torch.cat([b["tokens"] for b in loader])  # one epoch, in the order the trainer sees it
+        assert len(drawn) == 1200
+        share = float((drawn.max(dim=1).values > 256).float().mean())
+        assert share == pytest.approx(p, abs=0.02), (p, share)
     out = tmp_path / "mix"
-    proc = run(["--scale", "debug-bytes", "--data", f"{shards}:0.75", f"{other}:0.25", "--out", str(out),
+    proc = run(["--scale", "debug-bytes", "--data", f"{shards}:0.75", f"{mirrored}:0.25", "--out", str(out),
                 "--steps", "3", "--log-every", "1"])
     assert "3 steps" in proc.stdout and sorted(losses(out)) == [1, 2, 3]
+    assert f"{shards} (proportion 0.75, 600 samples); {mirrored} (proportion 0.25, 600 samples)" in proc.stdout

@@ -1,0 +1,5 @@
+import sys
+
+from training.eval.cli import main
+
+sys.exit(main())

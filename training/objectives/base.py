@@ -1,0 +1,84 @@
+"""The interface between the trainer and what it optimises; see ``training.objectives`` for how SFT,
+DPO and the DoReMi proxy plug in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from training.config import ScaleConfig
+
+Batch = dict[str, "torch.Tensor"]
+
+
+class Objective:
+    """What to compute on a micro-batch, and which sample fields it needs.
+
+    The trainer, per optimizer step: draws the step's micro-batches (``collate`` made each one from
+    the loader's samples), calls ``begin_step`` with all of them, then for each micro-batch
+    ``loss(model, batch)`` and back-propagates ``loss / accumulation``; FSDP averages the gradients
+    over ranks. So the gradient is that of the mean of the micro-batch losses over the global batch:
+    an objective whose natural mean runs over something else (target tokens across the global batch)
+    scales its micro-batch loss accordingly (see the package docstring). The metrics that ``loss``
+    returns (scalar tensors, ``"loss"`` among them) are averaged the same way before they are logged.
+    After the optimizer step the trainer calls ``end_step`` and logs the floats it returns.
+    """
+
+    name: ClassVar[str]
+    fields: ClassVar[tuple[str, ...]] = ("tokens",)  # MDS columns each sample must have
+
+    def __init__(self, scale: ScaleConfig):
+        self.scale = scale
+
+    def collate(self, samples: list[dict]) -> Batch:
+        """The batch adapter: one micro-batch of CPU tensors from the loader's decoded samples (the
+        trainer moves every tensor to the device). Default: each of ``fields`` stacked."""
+        import numpy as np
+        import torch
+
+        return {f: torch.as_tensor(np.stack([s[f] for s in samples])) for f in self.fields}
+
+    def begin_step(self, batches: list[Batch]) -> None:
+        """Called with the step's micro-batches (this rank's, CPU) before the first forward."""
+
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the loss to back-propagate, metrics to log) for one micro-batch on the device."""
+        raise NotImplementedError
+
+    def end_step(self) -> dict[str, float]:
+        """Called after each optimizer step on every rank; extra per-step metrics (floats) to log."""
+        return {}
+
+    def extra_models(self) -> dict[str, nn.Module]:
+        """Frozen modules used besides the trained model (DPO's reference), with their weights loaded.
+        The builder shards them like the trained model, freezes them and puts them in eval mode; they
+        are inputs, not checkpointed."""
+        return {}
+
+    def state_dict(self) -> dict:
+        """State that must survive a restart (DoReMi's domain weights); saved in each checkpoint with
+        torch distributed checkpointing, so tensors are fine. Empty: nothing is saved."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"objective {self.name!r} keeps no state, but the checkpoint has {sorted(state)}")
+
+
+REGISTRY: dict[str, type[Objective]] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    """Class decorator: make ``cls`` selectable as ``--objective <cls.name>``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def build(name: str, scale: ScaleConfig) -> Objective:
+    """The objective registered as ``name`` (``training.objectives`` imports the built-in ones)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown objective {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name](scale)
