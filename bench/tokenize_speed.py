@@ -1,16 +1,17 @@
 #!/usr/bin/env python
-"""Tokens/s of jobs/tokenize.py against a single-process HF tokenizers loop writing the same MDS
-output, and read throughput of the shards through StreamingDataset.
+"""Tokens/s of the dataset job (jobs/dataset/) against a single-process HF tokenizers loop writing the
+same MDS output, and read throughput of the shards through StreamingDataset.
 
-    python bench/tokenize_speed.py [--shared ../shared] [--chars 50000000] [--repeats 3]
+    make bench      # or, from the repository: PYTHONPATH=. python bench/tokenize_speed.py \
+                    #     [--shared ../shared] [--chars 50000000] [--repeats 3]
 
 Text: the real extracted pages of bench/filter_speed.py, the first documents adding up to ``--chars``
 characters (default 50 M), as a Delta table. Tokenizer: GPT-NeoX (../shared/data/tokenizers).
 Measured, alternating, medians over ``--repeats``:
 * loop: one process, ``Tokenizer.encode_batch`` on 256-document batches (the Rust library's own
-  threads allowed), EOS appended, packed into 2049-token sequences, written with ``MDSWriter``
-  (``ndarray:uint16``), in input order (no shuffle);
-* job: ``python jobs/tokenize.py`` in a fresh process, end to end (start-up, Delta read, tokenize,
+  threads allowed), EOS appended, packed into 2049-token sequences, written through the job's MDS
+  writer (``jobs.dataset.writers``: ``ndarray:uint16``, one shard group), in input order (no shuffle);
+* job: ``python -m jobs.dataset`` in a fresh process, end to end (start-up, Delta read, tokenize,
   pack, global shuffle, executors writing MDS, index merge, manifest), decontamination off, as the
   loop has none; and once more with decontamination against all 62 evaluation files on.
 * read: ``StreamingDataset`` over the job's shards, one process, every sample once.
@@ -31,12 +32,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 PREP = """
-import sys
-sys.path.insert(0, {repo!r})
-from jobs.common.spark import get_spark
+from jobs.common.session import get_spark
 spark = get_spark("bench-prep")
 df = spark.read.json({jsonl!r}, schema="doc_id string, text string")
 df.repartition(8).write.format("delta").mode("overwrite").save({table!r})
@@ -60,31 +59,34 @@ def prepare(shared: Path, out: Path, chars: int) -> tuple[Path, list[str], int]:
             if total >= chars:
                 break
     if not (lake / "docs").exists():
-        code = PREP.format(repo=str(REPO), jsonl=str(sub), table=str(lake / "docs"))
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        code = PREP.format(jsonl=str(sub), table=str(lake / "docs"))
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=ENV, cwd=REPO)
     return lake, texts, total
 
 
 def loop(tok_path: Path, texts: list[str], out: Path) -> tuple[float, int]:
     import numpy as np
-    from streaming import MDSWriter
     from tokenizers import Tokenizer
+
+    from jobs.dataset.config import Output
+    from jobs.dataset.writers import WRITERS
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     tok = Tokenizer.from_file(str(tok_path))
     eos = tok.token_to_id("<|endoftext|>")
     buf: list[int] = []
-    n = 0
-    with MDSWriter(out=str(out), columns={"tokens": "ndarray:uint16:2049"}, size_limit="64mb") as w:
-        for i in range(0, len(texts), 256):
-            for enc in tok.encode_batch(texts[i:i + 256], add_special_tokens=False):
-                buf.extend(enc.ids)
-                buf.append(eos)
-            while len(buf) >= 2049:
-                w.write({"tokens": np.asarray(buf[:2049], dtype=np.uint16)})
-                del buf[:2049]
-                n += 1
+    w = WRITERS["mds"](str(out), Output(size_limit="64mb", write_ids=False), "uint16", 2049)
+    w.open(0)
+    for i in range(0, len(texts), 256):
+        for enc in tok.encode_batch(texts[i:i + 256], add_special_tokens=False):
+            buf.extend(enc.ids)
+            buf.append(eos)
+        while len(buf) >= 2049:
+            w.write({"tokens": np.asarray(buf[:2049], dtype=np.uint16)})
+            del buf[:2049]
+    n = w.close()
+    w.finalize([0])
     return time.perf_counter() - t0, n * 2049
 
 
@@ -97,13 +99,14 @@ packing: {{seq_len: 2048, remainder: drop, groups: 16}}
 shuffle: {{seed: 1, sequences_per_group: 4096}}
 """)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "tokenize.py"), "--config", str(conf), "--lake",
-                           str(lake), "--out", str(out), "--tokenizer", str(tok_path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "jobs.dataset", "--config", str(conf), "--lake", str(lake),
+                           "--out", str(out), "--tokenizer", str(tok_path)], capture_output=True, text=True,
+                          env=ENV, cwd=REPO)
     elapsed = time.perf_counter() - t0
     conf.unlink()
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("tokenize job failed")
+        raise SystemExit("dataset job failed")
     m = json.loads((out / "manifest.json").read_text())
     dec = next((ln for ln in proc.stdout.splitlines() if ln.startswith("decontamination:")), "")
     return elapsed, m["tokens"], re.sub(r"; eval examples found.*", "", dec)

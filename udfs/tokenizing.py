@@ -1,4 +1,5 @@
-"""Tokenize, pack and mix: the per-document and per-group logic of jobs/tokenize.py. No Spark.
+"""Tokenize, pack and mix: the per-document and per-group logic of the dataset job (``jobs/dataset/``).
+No Spark; the config models are in ``jobs/dataset/config.py``.
 
 Packing (DCLM's): each document's tokens plus EOS, documents concatenated in a fixed order, the stream
 cut into sequences of ``seq_len + 1`` tokens (2049 for a 2048 context: inputs and shifted targets).
@@ -21,115 +22,28 @@ import math
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
-
-from lakesift.config import StrictModel
-
-
-class Source(StrictModel):
-    name: str
-    table: str  # a table of the lake by name, or a Delta path / URI
-    frequency: float = Field(1.0, ge=0)  # mixing: times each sequence is written (frequency mode)
-    text_column: str = "text"
-    id_column: str = "doc_id"
-
-
-class Mixing(StrictModel):
-    mode: Literal["frequency", "proportions"] = "frequency"
-    proportions: dict[str, float] | None = None  # source -> share of written tokens
-    weights_file: str | None = None  # YAML / JSON {source: weight} (e.g. DoReMi's), normalised
-    total_tokens: int | None = Field(None, gt=0)  # proportions: token budget (default: all input tokens)
-
-
-class Decontamination(StrictModel):
-    enabled: bool = True
-    eval_dir: str | None = None  # default: $LAKESIFT_SHARED/data/eval
-    tasks: list[str] = ["**/*.jsonl"]  # globs under eval_dir
-    ngram: int = Field(13, ge=3)
-    lowercase: bool = True
-    min_matches: int = Field(1, ge=1)  # contaminated: at least this many of the document's n-grams in the evals
-    action: Literal["drop", "annotate"] = "drop"
-    if_missing: Literal["error", "skip"] = "error"  # eval_dir absent
-
-
-class TokenizerConfig(StrictModel):
-    name: str = "EleutherAI/gpt-neox-20b"  # a tokenizer.json file, a folder holding one, or a hub id
-    eos_token: str = "<|endoftext|>"
-    append_eos: bool = True
-    batch_size: int = Field(256, gt=0)
-
-
-class Packing(StrictModel):
-    seq_len: int = Field(2048, gt=0)  # context length; sequences hold seq_len + 1 tokens
-    remainder: Literal["drop", "pad"] = "drop"
-    pad_token_id: int | None = None  # default: the EOS id
-    groups: int = Field(64, gt=0)  # packing groups per source
-
-
-class Shuffle(StrictModel):
-    seed: int = 42
-    sequences_per_group: int = Field(16384, gt=0)  # output shard groups = ceil(sequences / this)
-
-
-class Output(StrictModel):
-    size_limit: int | str = "64mb"  # per MDS shard
-    compression: str | None = None  # e.g. zstd
-    dtype: Literal["auto", "uint16", "uint32"] = "auto"  # auto: uint16 when the vocabulary fits
-    write_ids: bool = True  # also store seq_id / source (to audit and undo the shuffle)
-
-
-class TokenizeConfig(StrictModel):
-    name: str = "dataset"
-    sources: list[Source]
-    mixing: Mixing = Mixing()
-    decontamination: Decontamination = Decontamination()
-    tokenizer: TokenizerConfig = TokenizerConfig()
-    packing: Packing = Packing()
-    shuffle: Shuffle = Shuffle()
-    output: Output = Output()
-
-    @model_validator(mode="after")
-    def _unique_sources(self):
-        names = [s.name for s in self.sources]
-        if not names:
-            raise ValueError("sources: at least one source")
-        if len(set(names)) != len(names):
-            raise ValueError(f"sources: duplicate source names {names}")
-        if self.mixing.mode == "proportions" and not (self.mixing.proportions or self.mixing.weights_file):
-            raise ValueError("mixing: proportions mode needs proportions or weights_file")
-        return self
-
 
 # ------------------------------------------------------------------------------------- tokenizer
 
 def resolve_tokenizer(name: str) -> str:
-    """The tokenizer's JSON text, from a file, a folder (``tokenizer.json`` or ``*tokenizer.json``) or
-    a Hugging Face hub id (through the ``tokenizers`` hub client). Cloud URIs (``s3://`` ...) are fetched
-    once into the local cache."""
-    from lakesift.io import fetch_to_cache, scheme_of
+    """The tokenizer's JSON text, from a file, a folder (``tokenizer.json``, else the first
+    ``*tokenizer.json``), a cloud URI (fetched once into the local cache) or a Hugging Face hub id
+    (``hf://owner/repo`` or a bare ``owner/repo``: its ``tokenizer.json``); see ``lakesift.resolve``."""
+    from lakesift.io import local_path
+    from lakesift.resolve import ResolveError, resolve
 
-    if scheme_of(name):
-        name = fetch_to_cache(name, "tokenizer")
-    p = Path(name)
-    if p.is_file():
-        return p.read_text(encoding="utf-8")
-    if p.is_dir():
+    # a local folder is taken whole (the rule below picks its file); anything else asks for tokenizer.json
+    local_folder = Path(local_path(name)).is_dir()
+    p = Path(resolve(name, "tokenizer", file=None if local_folder else "tokenizer.json", bare_hub_ids=True))
+    if p.is_dir():  # a local folder, or a cloud folder fetched whole
         cands = sorted(p.glob("tokenizer.json")) or sorted(p.glob("*tokenizer.json"))
         if not cands:
-            raise ValueError(f"no tokenizer.json in {p}")
-        return cands[0].read_text(encoding="utf-8")
-    if name.startswith((".", "/")) or name.endswith(".json"):
-        raise ValueError(f"tokenizer file not found: {name}")
-    from tokenizers import Tokenizer
-
-    try:
-        return Tokenizer.from_pretrained(name.removeprefix("hf://")).to_str()
-    except Exception as exc:
-        raise ValueError(f"cannot load tokenizer {name!r} from the Hugging Face hub: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            raise ResolveError(f"no tokenizer.json in {p}")
+        p = cands[0]
+    return p.read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=4)
@@ -139,11 +53,12 @@ def load_tokenizer(json_text: str):
     return Tokenizer.from_str(json_text)
 
 
-def tokenizer_info(json_text: str, cfg: TokenizerConfig) -> dict:
+def tokenizer_info(json_text: str, eos_token: str) -> dict:
+    """Vocabulary size (added tokens included), the id of ``eos_token`` and a short hash of the JSON."""
     tok = load_tokenizer(json_text)
-    eos = tok.token_to_id(cfg.eos_token)
+    eos = tok.token_to_id(eos_token)
     if eos is None:
-        raise ValueError(f"tokenizer has no token {cfg.eos_token!r} (tokenizer.eos_token)")
+        raise ValueError(f"tokenizer has no token {eos_token!r} (tokenizer.eos_token)")
     vocab = tok.get_vocab_size(with_added_tokens=True)
     return {"vocab_size": vocab, "eos_id": eos, "sha1": hashlib.sha1(json_text.encode()).hexdigest()[:12]}
 
@@ -195,20 +110,24 @@ def read_weights(path: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
-def frequencies(cfg: TokenizeConfig, tokens: dict[str, int]) -> dict[str, float]:
-    """Per-source frequency: as configured (frequency mode), or from target token proportions."""
-    if cfg.mixing.mode == "frequency":
-        return {s.name: s.frequency for s in cfg.sources}
-    props = read_weights(cfg.mixing.weights_file) if cfg.mixing.weights_file else dict(cfg.mixing.proportions or {})
-    unknown = set(props) - {s.name for s in cfg.sources}
+def frequencies(sources: Iterable[Any], mixing: Any, tokens: dict[str, int]) -> dict[str, float]:
+    """Per-source frequency: as configured (frequency mode), or from target token proportions.
+
+    ``sources``: the config's sources (``name``, ``frequency``); ``mixing``: its mixing section
+    (``mode``, ``proportions``, ``weights_file``, ``total_tokens``); ``tokens``: input tokens per source."""
+    sources = list(sources)
+    if mixing.mode == "frequency":
+        return {s.name: s.frequency for s in sources}
+    props = read_weights(mixing.weights_file) if mixing.weights_file else dict(mixing.proportions or {})
+    unknown = set(props) - {s.name for s in sources}
     if unknown:
         raise ValueError(f"mixing: proportions name unknown sources {sorted(unknown)}")
     total_w = sum(props.values())
     if total_w <= 0:
         raise ValueError("mixing: proportions must sum to more than 0")
-    budget = cfg.mixing.total_tokens or sum(tokens.values())
+    budget = mixing.total_tokens or sum(tokens.values())
     out = {}
-    for s in cfg.sources:
+    for s in sources:
         share = props.get(s.name, 0.0) / total_w
         have = tokens.get(s.name, 0)
         out[s.name] = 0.0 if have == 0 else share * budget / have

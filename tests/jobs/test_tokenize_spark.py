@@ -1,16 +1,22 @@
-"""jobs/tokenize.py on real Spark + Delta + mosaicml-streaming: round trip, counts, mixing,
-decontamination, determinism."""
+"""The dataset job (jobs/dataset/, old path jobs/tokenize.py) on real Spark + Delta + mosaicml-streaming:
+round trip, counts, mixing, decontamination, determinism, the run log; its entry points as commands."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from jobs import tokenize as tokenize_job
+from jobs import tokenize as tokenize_job  # the old path, kept for users and notebooks
+from jobs.dataset import main as dataset_job
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.spark
@@ -18,7 +24,7 @@ SEQ = 128  # sequences of 129 tokens: many sequences from a small corpus
 
 
 def _chunks(path: Path, size: int) -> list[str]:
-    from udfs.quality import split_units
+    from udfs.quality_train import split_units
 
     return split_units(path.read_text(encoding="utf-8"), "chunk", size, 100)
 
@@ -52,9 +58,10 @@ shuffle: {{seed: 7, sequences_per_group: 150}}
 output: {{size_limit: 40kb}}
 """)
     tok = shared / "data" / "tokenizers" / "gpt-neox-20b" / "20B_tokenizer.json"
-    for out in ("ds", "ds_again"):
-        assert tokenize_job.main(["--config", str(conf), "--lake", str(lake), "--out", str(lake / out),
-                                  "--tokenizer", str(tok)]) == 0
+    # the new entry point, then the old one: the same job, the same bytes
+    for job, out in ((dataset_job, "ds"), (tokenize_job, "ds_again")):
+        assert job.main(["--config", str(conf), "--lake", str(lake), "--out", str(lake / out),
+                         "--tokenizer", str(tok)]) == 0
     return lake, {"wiki": wiki, "speeches": speeches}, tok
 
 
@@ -142,10 +149,94 @@ def test_datasets_table_has_the_run(lake, spark):
     assert len(rows) == 1 and rows[0].seq_len == SEQ and rows[0].dtype == "uint16"  # rerun replaced, not added
 
 
+def test_run_log_names_the_job_tokenize_and_the_pinned_inputs(lake, spark):
+    root, _, _ = lake
+    manifest = json.loads((root / "ds" / "manifest.json").read_text())
+    runs = [r for r in spark.read.format("delta").load(str(root / "_runs")).collect() if r.job == "tokenize"]
+    assert len(runs) == 2 and {r.run_id for r in runs} == {manifest["run_id"]}  # jobs/report.py finds it so
+    # several input tables: their versions are folded into the fingerprint (jobs.common.runs.run_id)
+    assert re.fullmatch(r"tokenize-test-[0-9a-f]{10}", manifest["run_id"]), manifest["run_id"]
+    r = runs[0]
+    assert r.status == "succeeded" and r.argv[0] == "jobs/dataset/main.py"
+    assert [(t.name, t.uri, t.version) for t in r.inputs] == [("wiki", str(root / "wiki"), 0),
+                                                               ("speeches", str(root / "speeches"), 0)]
+    assert {t.name for t in r.outputs} == {"mds", "datasets"}
+    assert json.loads(r.summary_json)["sequences"] == manifest["sequences"]
+    assert json.loads(r.config_json)["resolved"]["output"]["format"] == "mds"
+
+
 def test_refuses_to_clear_a_foreign_folder(lake, tmp_path, capsys):
     root, _, tok = lake
     (tmp_path / "precious.txt").write_text("keep me")
-    rc = tokenize_job.main(["--config", str(root / "tok.yaml"), "--lake", str(root), "--out", str(tmp_path),
-                            "--tokenizer", str(tok)])
+    rc = dataset_job.main(["--config", str(root / "tok.yaml"), "--lake", str(root), "--out", str(tmp_path),
+                           "--tokenizer", str(tok)])
     assert rc == 2 and "is not a Lakesift dataset" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_a_missing_source_table_is_a_usage_error(lake, tmp_path, capsys):
+    root, _, tok = lake
+    conf = tmp_path / "missing.yaml"
+    conf.write_text((root / "tok.yaml").read_text().replace("table: speeches", "table: nosuch"))
+    rc = dataset_job.main(["--config", str(conf), "--lake", str(root), "--out", str(tmp_path / "out"),
+                           "--tokenizer", str(tok)])
+    assert rc == 2 and f"no Delta table at {root / 'nosuch'} (source speeches)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# -- checked before Spark starts: exit 2, the key named
+
+@pytest.mark.parametrize("extra, message", [
+    (["--set", "output.format=parquet"], "output.format: Value error, unknown output format 'parquet'"),
+    (["--set", "packing.seq_lne=5"], "packing.seq_lne: unknown key"),
+    (["--tokenizer", "/nonexistent/tok.json"], "not found: /nonexistent/tok.json"),
+    (["--eval-dir", "/nonexistent/eval"], "decontamination: no task files matching"),
+    (["--set", "mixing={mode: proportions, proportions: {nosuch: 1}}"], "proportions name unknown sources"),
+    (["--set", "output.dtype=uint8"], "output.dtype: Input should be 'auto', 'uint16' or 'uint32'"),
+])
+def test_config_errors_exit_2_before_spark(tmp_path, capsys, shared, extra, message):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("sources: [{name: a, table: a}]\n")
+    tok = shared / "data" / "tokenizers" / "gpt-neox-20b" / "20B_tokenizer.json"
+    rc = dataset_job.main(["--config", str(conf), "--lake", str(tmp_path), "--out", str(tmp_path / "out"),
+                           "--tokenizer", str(tok), *extra])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+# -- the commands: the old path, the new ones, and no job file shadowing the standard library
+
+def _run(*cmd: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    for k in ("PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET"):
+        env.pop(k, None)
+    return subprocess.run(list(cmd), cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("cmd", [["jobs/tokenize.py"], ["-m", "jobs.dataset"], ["jobs/dataset/main.py"]])
+def test_old_and_new_commands_run_the_job(cmd):
+    proc = _run(sys.executable, *cmd, "--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("usage: jobs/dataset/main.py") and "--eval-dir" in proc.stdout
+    bad = _run(sys.executable, *cmd, "--out", "x", "--set", "output.format=nosuch")  # the job's own check
+    assert bad.returncode == 2 and "unknown output format 'nosuch'" in bad.stderr, bad.stderr[-2000:]
+
+
+def test_spark_submit_runs_the_old_path():
+    submit = Path(sys.executable).parent / "spark-submit"
+    proc = _run(str(submit), "jobs/tokenize.py", "--help",
+                env={"PATH": f"{submit.parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: jobs/dataset/main.py"), proc.stderr[-2000:]
+
+
+def test_no_file_under_jobs_shadows_the_standard_library():
+    # another job run as a file: jobs/ is sys.path[0] and its imports reach the stdlib's tokenize
+    proc = _run(sys.executable, "jobs/filter.py", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: jobs/filter.py"), proc.stderr[-2000:]
+    # what `python jobs/<any>.py` does to imports, checked directly: jobs/ ahead of the standard library
+    code = ("import inspect, linecache, sys, tokenize, traceback; import jobs.tokenize as old; "
+            "print(tokenize.__file__); print(sys.modules['tokenize'] is tokenize, hasattr(tokenize, 'generate_tokens'), "
+            "callable(old.main), bool(traceback.format_stack()), bool(inspect.getsource(inspect.getsource)))")
+    proc = _run(sys.executable, "-c", code, env={"PYTHONPATH": os.pathsep.join([str(REPO / "jobs"), str(REPO)])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    path, flags = proc.stdout.splitlines()
+    assert Path(path) == Path(sysconfig.get_path("stdlib")) / "tokenize.py" and flags == "True True True True True"

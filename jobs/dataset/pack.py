@@ -1,0 +1,96 @@
+"""Stage 3, tokenize + pack: per (source, packing group), documents in id order, each document's tokens
+plus EOS concatenated and cut into sequences of ``seq_len + 1`` tokens (``udfs.tokenizing``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from jobs.dataset import log
+from lakesift.log import kv
+
+PACKED_SCHEMA = ("source string, grp int, seq_index int, tokens array<int>, pad int, dropped long, docs long, "
+                 "group_tokens long")
+
+
+def packed_batch(key: tuple[str, int], token_lists: list[list[int]], length: int, remainder: str, pad_id: int):
+    """One packing group's sequences as an Arrow batch (``PACKED_SCHEMA``). The first row carries the
+    group's document and token counts (the tail row, with ``tokens`` null when the remainder is
+    dropped, keeps them even for a group shorter than one sequence)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from udfs.tokenizing import pack
+
+    src, grp = key
+    seqs, pads, drops = [], [], []
+    for seq, pad, dropped in pack(token_lists, length, remainder, pad_id):
+        seqs.append(seq)
+        pads.append(pad)
+        drops.append(dropped)
+    n = len(seqs)
+    full = [s for s in seqs if s is not None]
+    values = pa.array(np.concatenate(full).astype(np.int32) if full else np.zeros(0, np.int32))
+    offsets, mask, at = [], [], 0
+    for s in seqs:
+        offsets.append(at)
+        mask.append(s is None)
+        at += 0 if s is None else length
+    offsets.append(at)
+    tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, mask=pa.array(mask))
+    first = [1] + [0] * (n - 1)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([src] * n, pa.string()), pa.array([grp] * n, pa.int32()), pa.array(range(n), pa.int32()),
+         tokens, pa.array(pads, pa.int32()), pa.array(drops, pa.int64()),
+         pa.array([len(token_lists) * f for f in first], pa.int64()),
+         pa.array([sum(len(t) for t in token_lists) * f for f in first], pa.int64())],
+        names=["source", "grp", "seq_index", "tokens", "pad", "dropped", "docs", "group_tokens"])
+
+
+def pack_task(tok_json: str, eos_id: int | None, batch_size: int, length: int, remainder: str, pad_id: int):
+    """``mapInArrow``: documents sorted by (source, group, doc id) in, packed sequences out, a batch per
+    (source, group)."""
+
+    def task(batches):
+        from udfs.tokenizing import encode, load_tokenizer
+
+        tok = load_tokenizer(tok_json)
+        current, pending = None, []  # a (source, group) run may span batches
+        for b in batches:
+            cols = b.to_pydict()
+            ids = encode(tok, [t or "" for t in cols["text"]], eos_id, batch_size)
+            for src, grp, toks in zip(cols["source"], cols["grp"], ids, strict=True):
+                if (src, grp) != current:
+                    if current is not None:
+                        yield packed_batch(current, pending, length, remainder, pad_id)
+                    current, pending = (src, grp), []
+                pending.append(toks)
+        if current is not None:
+            yield packed_batch(current, pending, length, remainder, pad_id)
+
+    return task
+
+
+def tokenize_and_pack(docs, cfg, tok_json: str, tinfo: dict, persisted: list, started: datetime):
+    """``(packed sequences, {source: Row(documents, tokens, padding, dropped, sequences)})``; the
+    packed DataFrame is cached (appended to ``persisted``). ``started``: the run's start, for the log."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    p = cfg.packing
+    pad_id = p.pad_token_id if p.pad_token_id is not None else tinfo["eos_id"]
+    eos = tinfo["eos_id"] if cfg.tokenizer.append_eos else None
+    grouped = (docs.withColumn("grp", F.pmod(F.xxhash64("doc_id"), F.lit(p.groups)).cast("int"))
+               .repartition(max(2, min(p.groups * len(cfg.sources), 200)), "source", "grp")
+               .sortWithinPartitions("source", "grp", "doc_id"))
+    packed = grouped.mapInArrow(
+        pack_task(tok_json, eos, cfg.tokenizer.batch_size, p.seq_len + 1, p.remainder, pad_id),
+        PACKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
+    persisted.append(packed)
+    per_source = {r.source: r for r in packed.groupBy("source").agg(
+        F.sum("docs").alias("documents"), F.sum("group_tokens").alias("tokens"),
+        F.sum("pad").alias("padding"), F.sum("dropped").alias("dropped"),
+        F.count(F.col("tokens")).alias("sequences")).collect()}
+    log.info(kv(phase="tokenize+pack", sequences=sum(int(r.sequences) for r in per_source.values()),
+                tokens=sum(int(r.tokens) for r in per_source.values()),
+                seconds=round((datetime.now(UTC) - started).total_seconds(), 1)))
+    return packed, per_source

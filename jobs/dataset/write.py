@@ -1,0 +1,113 @@
+"""Stage 6, write: each shard group written by the executor that holds it, through the configured
+:class:`~jobs.dataset.writers.base.ShardWriter`; then the driver joins the groups (``finalize``).
+Also the output folder's rule: a re-run replaces a Lakesift dataset, and nothing else is cleared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.common.progress import spark_action
+from jobs.dataset import log
+from lakesift.config import ConfigError
+from lakesift.io import is_local, local_path
+from lakesift.log import kv
+
+WRITTEN_SCHEMA = "shard_group long, samples long, per_source string"
+
+
+def _remote(out: str):
+    import fsspec
+
+    return fsspec.core.url_to_fs(out)
+
+
+def check_out(out: str) -> None:
+    """:class:`ConfigError` when ``out`` holds something other than a Lakesift dataset (before Spark starts)."""
+    if is_local(out):
+        p = Path(local_path(out))
+        foreign = p.exists() and (not p.is_dir() or (any(p.iterdir()) and not (p / "manifest.json").exists()
+                                                      and not (p / "index.json").exists()))
+    else:
+        fs, root = _remote(out)
+        foreign = fs.exists(root) and not fs.exists(f"{root}/manifest.json") and bool(fs.ls(root))
+    if foreign:
+        raise ConfigError(f"--out {out} exists and is not a Lakesift dataset (no manifest.json); "
+                          "choose another folder")
+
+
+def clear_out(out: str) -> None:
+    """Start from an empty output folder (checked again: it may have changed since the job started)."""
+    check_out(out)
+    if is_local(out):
+        p = Path(local_path(out))
+        if p.exists():
+            shutil.rmtree(p)
+        p.mkdir(parents=True, exist_ok=True)
+        return
+    fs, root = _remote(out)
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def write_task(writer, dtype: str, write_ids: bool):
+    """``mapInArrow``: rows sorted by shard group in; one row per group written out (its sample count),
+    the task's samples per source on the first."""
+
+    def task(batches):
+        import numpy as np
+        import pyarrow as pa
+
+        current, written = None, []
+        per_source: dict[str, int] = {}
+        for b in batches:
+            cols = b.to_pydict()
+            for g, toks, sid, src in zip(cols["shard_group"], cols["tokens"], cols["seq_id"], cols["source"],
+                                         strict=True):
+                if g != current:
+                    if current is not None:
+                        written.append((current, writer.close()))
+                    writer.open(g)
+                    current = g
+                sample = {"tokens": np.asarray(toks, dtype=dtype)}
+                if write_ids:
+                    sample["seq_id"] = int(sid)
+                    sample["source"] = src
+                writer.write(sample)
+                per_source[src] = per_source.get(src, 0) + 1
+        if current is not None:
+            written.append((current, writer.close()))
+        if written:
+            yield pa.RecordBatch.from_arrays([pa.array([g for g, _ in written], pa.int64()),
+                                              pa.array([c for _, c in written], pa.int64()),
+                                              pa.array([json.dumps(per_source)] + [None] * (len(written) - 1))],
+                                             names=["shard_group", "samples", "per_source"])
+
+    return task
+
+
+@dataclass(frozen=True)
+class Written:
+    groups: list[int]  # the shard groups written
+    per_source: dict[str, int]  # sequences written per source
+    seconds: float  # the write (all groups), without finalize
+
+
+def write(spark, shuffled, writer, n_written: int, n_groups: int) -> Written:
+    """Write every shard group (one task each, followed on a progress bar) and check the count."""
+    t0 = time.perf_counter()
+    write_df = shuffled.mapInArrow(write_task(writer, writer.dtype, writer.output.write_ids), WRITTEN_SCHEMA)
+    # one task per shard group at the end: the bar counts shard groups written
+    rows = spark_action(spark, write_df.collect, f"writing {writer.label} shard groups", unit="task")
+    seconds = time.perf_counter() - t0
+    log.info(kv(phase="shuffle+write", shard_groups=n_groups, seconds=round(seconds, 1)))
+    per_source: dict[str, int] = {}
+    for r in rows:
+        for k, v in json.loads(r.per_source or "{}").items():
+            per_source[k] = per_source.get(k, 0) + v
+    if not sum(per_source.values()) == sum(r.samples for r in rows) == n_written:
+        raise RuntimeError(f"written samples {sum(r.samples for r in rows)} != sequences {n_written}")
+    return Written(sorted(r.shard_group for r in rows), per_source, seconds)
