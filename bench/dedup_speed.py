@@ -17,7 +17,7 @@ Jaccard >= 0.8.
 
 Tools, one at a time, each in its own process tree, peak memory = the largest sum of the RSS of the
 tree seen (sampled every 0.2 s; for Spark: JVM plus Python workers):
-* ours: ``python jobs/dedup.py`` with a MinHash-only config (128 permutations, 20 bands x 6 rows,
+* ours: ``python jobs/dedup/main.py`` with a MinHash-only config (128 permutations, 20 bands x 6 rows,
   exact-Jaccard verification of candidate edges), end to end including Spark start-up;
 * datatrove 0.10 (its venv): signatures, buckets, clustering, filtering (defaults: 14 x 8), 2 workers;
 * datasketch ``MinHashLSH(threshold=0.8, num_perm=128)``, one process: signatures, insert, query,
@@ -48,7 +48,7 @@ RATES = [0.0, 0.01, 0.02, 0.05, 0.10, 0.20]
 PREP = """
 import sys
 sys.path.insert(0, {repo!r})
-from jobs.common.spark import get_spark
+from jobs.common.session import get_spark
 spark = get_spark("bench-prep")
 spark.read.json({jsonl!r}, schema="id string, text string").withColumnRenamed("id", "doc_id") \\
     .repartition(8).write.format("delta").mode("overwrite").save({table!r})
@@ -56,7 +56,7 @@ spark.read.json({jsonl!r}, schema="id string, text string").withColumnRenamed("i
 READ = """
 import sys, json
 sys.path.insert(0, {repo!r})
-from jobs.common.spark import get_spark
+from jobs.common.session import get_spark
 spark = get_spark("bench-read")
 ids = [r.doc_id for r in spark.read.format("delta").load({table!r}).filter("NOT kept AND method = 'minhash'").collect()]
 json.dump(ids, open({out!r}, "w"))
@@ -177,20 +177,8 @@ def datasketch_peer(jsonl: str) -> None:
         m.update_batch(sh)
         sigs[d["id"]] = m
         lsh.insert(d["id"], m)
-    parent = {k: k for k in sigs}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for k, m in sigs.items():
-        for o in lsh.query(m):
-            a, b = find(k), find(o)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    removed = [k for k in sigs if find(k) != k]
+    smallest = D.components((k, o) for k, m in sigs.items() for o in lsh.query(m))  # union-find
+    removed = [k for k in sigs if smallest.get(k, k) != k]
     print(json.dumps({"seconds": time.perf_counter() - t0, "removed": removed}))
 
 
@@ -255,7 +243,7 @@ def run_scale(args, pool, n: int) -> None:
     results = {}
     conf = Path(tempfile.mkstemp(suffix=".yaml")[1])
     conf.write_text(CONFIG)
-    secs, peak, _ = run_measured([sys.executable, str(REPO / "jobs" / "dedup.py"), "--config", str(conf),
+    secs, peak, _ = run_measured([sys.executable, str(REPO / "jobs" / "dedup" / "main.py"), "--config", str(conf),
                                   "--lake", str(lake), "--output", "deduped_bench"])
     ids_file = out / "ours_removed.json"
     subprocess.run([sys.executable, "-c", READ.format(repo=str(REPO), table=str(lake / "dup_clusters"),

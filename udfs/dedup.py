@@ -1,5 +1,6 @@
 """Near-duplicate logic on one document at a time: normalisation, shingles, MinHash signatures, LSH
-band keys, exact Jaccard, paragraph n-grams. No Spark (jobs/dedup.py does the distributed parts).
+band keys, exact Jaccard, paragraph n-grams, the exact-dedup key, paragraph removal, and a union-find
+over pairs. No Spark (``jobs/dedup/`` does the distributed parts).
 
 MinHash: a shingle is ``ngram`` consecutive normalised words joined by one space. With
 ``hash: sha1`` (the default) its 32-bit value is the first four bytes of SHA-1 read little-endian,
@@ -20,7 +21,7 @@ import hashlib
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -45,6 +46,13 @@ def normalize_words(text: str, norm: Normalization | None = None) -> list[str]:
 def normalized_text(text: str, norm: Normalization | None = None) -> str:
     """For exact dedup: the normalised words joined by single spaces."""
     return " ".join(normalize_words(text or "", norm))
+
+
+def exact_key(text: str | None, norm: Normalization | None = None) -> str | None:
+    """The key of exact dedup: SHA-1 (hex) of :func:`normalized_text`; None for a text with no word
+    (never a duplicate)."""
+    nt = normalized_text(text or "", norm)
+    return hashlib.sha1(nt.encode("utf-8")).hexdigest() if nt else None
 
 
 def shingles(words: Sequence[str], n: int) -> list[bytes]:
@@ -77,6 +85,12 @@ def signature(hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | 
     with np.errstate(over="ignore"):
         phv = ((np.outer(hashes, a) + b) % MERSENNE) & MAX_HASH
     return phv.min(axis=0).astype(np.uint32)
+
+
+def text_signature(text: str | None, n: int, a: np.ndarray, b: np.ndarray, norm: Normalization | None = None,
+                   kind: str = "sha1") -> np.ndarray | None:
+    """The MinHash signature of a text's ``n``-word shingles (None for a text with no word)."""
+    return signature(hash32(shingles(normalize_words(text or "", norm), n), kind), a, b)
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> list[int]:
@@ -116,6 +130,38 @@ def jaccard(x: set, y: set) -> float:
     return len(x & y) / len(x | y)
 
 
+def shingle_set(text: str | None, n: int, norm: Normalization | None = None) -> set[bytes]:
+    """The set of ``n``-word shingles of a text's normalised words."""
+    return set(shingles(normalize_words(text or "", norm), n))
+
+
+def text_jaccard(x: str | None, y: str | None, n: int, norm: Normalization | None = None) -> float:
+    """Exact Jaccard similarity of two texts' shingle sets (MinHash's ``verify``)."""
+    return jaccard(shingle_set(x, n, norm), shingle_set(y, n, norm))
+
+
+def components(pairs: Iterable[tuple[Hashable, Hashable]]) -> dict:
+    """Connected components of the graph whose edges are ``pairs`` (union-find): every node that
+    occurs in a pair -> the smallest node of its component."""
+    parent: dict = {}
+
+    def find(x):
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in pairs:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: find(x) for x in parent}
+
+
 def paragraph_ngrams(text: str, n: int, norm: Normalization | None = None) -> list[np.ndarray]:
     """Per paragraph (a non-empty line, as DCLM's BFF splits pages), the uint64 hashes of its word
     n-grams; a paragraph shorter than ``n`` words is one n-gram of all its words."""
@@ -131,3 +177,17 @@ def paragraph_ngrams(text: str, n: int, norm: Normalization | None = None) -> li
         else:
             out.append(ngram_hashes(ws, n))
     return out
+
+
+def paragraph_ngram_sets(text: str | None, n: int, norm: Normalization | None = None) -> list[set[int]]:
+    """:func:`paragraph_ngrams` as one set per paragraph of signed 64-bit values (Spark longs)."""
+    return [set(hs.view("int64").tolist()) for hs in paragraph_ngrams(text or "", n, norm)]
+
+
+def drop_lines(text: str | None, drop: Iterable[int] | None) -> str | None:
+    """``text`` without its lines (paragraphs) at the 0-based indexes ``drop``; unchanged when
+    ``drop`` is empty."""
+    if not drop:
+        return text
+    gone = set(drop)
+    return "\n".join(line for i, line in enumerate((text or "").split("\n")) if i not in gone)

@@ -1,14 +1,23 @@
-"""jobs/dedup.py on real Spark + Delta: a corpus of real text with planted exact and near duplicates
-at known edit rates, checked against brute-force Jaccard."""
+"""jobs/dedup/ on real Spark + Delta: a corpus of real text with planted exact and near duplicates
+at known edit rates, checked against brute-force Jaccard; the pinned read; the method registry; the
+command paths (a file run as a script, spark-submit with only the code archive)."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from jobs import dedup as dedup_job
+from jobs.dedup.components import connected_components
 from tests.conftest import REPO
 from udfs import dedup as D
 
@@ -24,12 +33,12 @@ def _edit(text: str, rate: float, rng: random.Random) -> str:
 
 
 def _shingles(text):
-    return set(D.shingles(D.normalize_words(text), 5))
+    return D.shingle_set(text, 5)
 
 
 @pytest.fixture(scope="module")
 def corpus(spark, tmp_path_factory):
-    from udfs.quality import split_units
+    from udfs.quality_train import split_units
 
     rng = random.Random(11)
     base = split_units((REPO / "sample" / "text" / "hq" / "wikipedia.txt").read_text(), "chunk", 800, 300)[:150]
@@ -114,24 +123,10 @@ def test_connected_components_match_union_find(spark, tmp_path):
     nodes = [f"x{i:03d}" for i in range(200)]
     edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(150)]
     edges += [(nodes[i], nodes[i + 1]) for i in range(100, 140)]  # a long chain
-    parent = {n: n for n in nodes}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members = {}
-    for n in nodes:
-        members.setdefault(find(n), []).append(n)
-    expected = {n: min(members[find(n)]) for a, b in edges for n in (a, b) if a != b}
+    smallest = D.components(edges)  # union-find on one machine
+    expected = {n: smallest[n] for a, b in edges for n in (a, b) if a != b}
     df = spark.createDataFrame(edges, "u string, v string")
-    comp, rounds = dedup_job.connected_components(spark, df, 40, str(tmp_path / "ckpt"))
+    comp, rounds = connected_components(spark, df, 40, str(tmp_path / "ckpt"))
     got = {r.node: r.component for r in comp.collect()}
     assert got == expected and rounds < 40
 
@@ -172,3 +167,140 @@ def test_bad_config_names_the_key(tmp_path, capsys):
     conf.write_text("steps:\n  - method: minhash\n    num_prem: 64\n")
     assert dedup_job.main(["--config", str(conf), "--lake", str(tmp_path)]) == 2
     assert "num_prem" in capsys.readouterr().err
+
+
+def test_pinned_read_ignores_appends_during_the_run(spark, tmp_path, monkeypatch):
+    """Rows appended to the input between the version lookup and the read, and while the steps run,
+    are not seen; the run id and the `_runs` row name the version that was read."""
+    from jobs.common.lake import Lake
+    from jobs.dedup.methods.exact import Exact
+
+    lake = tmp_path / "lake"
+    path = str(lake / "filtered")
+    schema = "doc_id string, url string, text string"
+    rows = [("a", "https://a", "one two three"), ("b", "https://b", "One, two THREE!"), ("c", "https://c", "four")]
+    spark.createDataFrame(rows, schema).write.format("delta").save(path)
+
+    def append(row):
+        spark.createDataFrame([row], schema).write.format("delta").mode("append").save(path)
+
+    real_version, real_run, looked_up = Lake.version, Exact.run, []
+
+    def version_then_append(self, spark_, table):
+        v = real_version(self, spark_, table)
+        if table == "filtered" and not looked_up:
+            looked_up.append(v)
+            append(("a0", "https://a0", "one two three"))  # would join a's cluster and survive it
+        return v
+
+    def run_then_append(self, *args):
+        append(("z", "https://z", "a late unique document"))
+        return real_run(self, *args)
+
+    monkeypatch.setattr(Lake, "version", version_then_append)
+    monkeypatch.setattr(Exact, "run", run_then_append)
+    conf = tmp_path / "exact.yaml"
+    conf.write_text("name: pin\nsteps:\n  - method: exact\n")
+    assert dedup_job.main(["--config", str(conf), "--lake", str(lake)]) == 0
+
+    assert looked_up == [0]
+    assert spark.read.format("delta").load(path).count() == 5  # both appends landed (versions 1, 2)
+    assert sorted(r.doc_id for r in read(spark, lake, "deduped").collect()) == ["a", "c"]
+    assert sorted((r.doc_id, r.kept) for r in read(spark, lake, "dup_clusters").collect()) == [("a", True), ("b", False)]
+    (run,) = read(spark, lake, "_runs").collect()
+    assert run.status == "succeeded" and run.run_id.endswith("-filtered-v0")
+    assert [(t.name, t.version) for t in run.inputs] == [("filtered", 0)]
+    assert sorted(t.name for t in run.outputs) == ["deduped", "dup_clusters", "run_stats"]
+    assert json.loads(run.summary_json) == {"documents_in": 3, "kept": 2, "removed": 1}
+
+
+def test_default_config_set_and_usage_errors(spark, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    # before Spark work: a --set that breaks a step names the file and the step
+    assert dedup_job.main(["--lake", str(lake), "--set", "steps.1.bands=30"]) == 2
+    assert "conf/dedup/default.yaml: steps.1: bands * rows = 180 > num_perm 128" in capsys.readouterr().err
+    assert dedup_job.main(["--lake", str(lake)]) == 2  # no input table: exit 2, nothing recorded
+    assert "no Delta table at" in capsys.readouterr().err
+    spark.createDataFrame([("a", "x")], "doc_id string, text string").write.format("delta").save(str(lake / "filtered"))
+    assert dedup_job.main(["--lake", str(lake), "--set", "steps.0.keep=best", "--set", "steps.0.by=score"]) == 2
+    assert "keep: best needs `by` naming an input column (have doc_id, text)" in capsys.readouterr().err
+    assert not (lake / "_runs").exists() and not (lake / "deduped").exists()
+
+
+def test_registry_builds_the_step_union():
+    from typing import Literal
+
+    from jobs.dedup.main import DedupConfig
+    from jobs.dedup.methods import METHODS, Method, StepConfig, register
+    from lakesift.config import ConfigError, load_model
+
+    assert sorted(METHODS) == ["exact", "minhash", "paragraph", "url"]
+    cfg = DedupConfig.model_validate({"steps": [{"method": m} for m in METHODS]})
+    assert [type(s) for s in cfg.steps] == [m.config for m in METHODS.values()]
+    with pytest.raises(ConfigError, match="does not match any of the expected tags: 'exact', 'minhash'"):
+        load_model(DedupConfig, None, sets={"steps": [{"method": "simhash"}]})
+
+    class Wrong(StepConfig):
+        method: Literal["other"]
+
+    with pytest.raises(TypeError, match="Literal"):
+        register(type("SimHash", (Method,), {"name": "simhash", "config": Wrong}))
+    assert "simhash" not in METHODS
+
+
+def test_udf_helpers():
+    assert D.exact_key("Hello, WORLD") == D.exact_key("hello world") != D.exact_key("hello there")
+    assert D.exact_key("") is None and D.exact_key(None) is None and D.exact_key(" ,. ") is None
+    assert D.drop_lines("a\nb\nc", [0, 2]) == "b" and D.drop_lines("a\nb", []) == "a\nb" and D.drop_lines(None, None) is None
+    assert D.text_jaccard("a b c d e f", "a b c d e f g", 5) == 2 / 3
+    assert D.components([("c", "b"), ("b", "a"), ("x", "x"), ("z", "y"), ("e", "d"), ("d", "y")]) == {
+        "a": "a", "b": "a", "c": "a", "x": "x", "d": "d", "e": "d", "y": "d", "z": "d"}
+
+
+def test_command_paths_outside_the_repository(tmp_path):
+    """`python jobs/dedup/main.py` from anywhere without PYTHONPATH; `python -m jobs.dedup` from the
+    root; the entry file copied away from the checkout with only the code zip (an EMR step's driver)."""
+    from lakesift.packaging import build_code_zip
+
+    far = tmp_path / "elsewhere"
+    far.mkdir()
+    shutil.copy2(REPO / "jobs" / "dedup" / "main.py", far / "main.py")
+    code = build_code_zip(tmp_path / "dist")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for cmd, cwd, extra in [([str(REPO / "jobs" / "dedup" / "main.py")], tmp_path, {}),
+                            ([str(REPO / "jobs" / "dedup.py")], tmp_path, {}),  # the old path
+                            (["-m", "jobs.dedup"], REPO, {}),
+                            ([str(far / "main.py")], far, {"PYTHONPATH": str(code)})]:
+        r = subprocess.run([sys.executable, *cmd, "--help"], cwd=cwd, env={**env, **extra},
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        text = " ".join(r.stdout.split())
+        assert text.startswith("usage: jobs/dedup/main.py") and "(default conf/dedup/default.yaml)" in text
+
+
+@pytest.mark.slow
+def test_spark_submit_main_file_with_only_the_code_archive(spark, tmp_path):
+    """What an EMR step does: spark-submit of the entry file, copied away from the checkout, with the
+    code zip as --py-files; the config comes out of the archive."""
+    from lakesift.packaging import build_code_zip
+
+    lake = tmp_path / "lake"
+    rows = [("d1", "https://x/1", "the same page text"), ("d2", "https://x/1", "another page"),
+            ("d3", "https://x/3", "The same page, text!"), ("d4", "https://x/4", "a page of its own")]
+    spark.createDataFrame(rows, "doc_id string, url string, text string").write.format("delta").save(str(lake / "filtered"))
+    far = tmp_path / "elsewhere"
+    far.mkdir()
+    shutil.copy2(REPO / "jobs" / "dedup" / "main.py", far / "main.py")
+    code = build_code_zip(tmp_path / "dist")
+    bindir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    r = subprocess.run([str(bindir / "spark-submit"), "--master", "local[2]", "--conf", "spark.sql.shuffle.partitions=2",
+                        "--conf", "spark.ui.enabled=false", "--py-files", str(code), str(far / "main.py"),
+                        "--config", "conf/dedup/dclm.yaml", "--lake", f"file://{lake}"],
+                       cwd=far, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    assert f"code from {code}" in out
+    assert re.search(r"kept 2 of 4 documents", out), out[-3000:]
+    assert sorted(x.doc_id for x in read(spark, lake, "deduped").collect()) == ["d1", "d4"]
