@@ -55,8 +55,8 @@ demo: setup
 		--out $(LAKE)/models/quality --config conf/quality/demo.yaml
 	$(PY) jobs/filter.py --config conf/pipelines/dclm_baseline.yaml --lake $(LAKE) \
 		--set quality.model=$(LAKE)/models/quality
-	$(PY) jobs/dedup.py --config conf/dedup/default.yaml --lake $(LAKE)
-	$(PY) jobs/tokenize.py --config conf/tokenize/demo.yaml --lake $(LAKE) --out $(LAKE)/datasets/demo \
+	$(PY) jobs/dedup/main.py --config conf/dedup/default.yaml --lake $(LAKE)
+	$(PY) jobs/dataset/main.py --config conf/tokenize/demo.yaml --lake $(LAKE) --out $(LAKE)/datasets/demo \
 		--tokenizer $(SHARED)/data/tokenizers/gpt-neox-20b/20B_tokenizer.json --eval-dir $(SHARED)/data/eval
 	$(PY) -m training.train --scale debug-tiny --data $(LAKE)/datasets/demo --out $(LAKE)/runs/demo \
 		--steps 60 --log-every 10 --micro-batch 2 --global-batch 4

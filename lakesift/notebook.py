@@ -49,11 +49,12 @@ def run_job(module, *args: str) -> None:
     """Run a job's ``main`` with command-line arguments, in this Python process and Spark session;
     raise when it fails, so a notebook (or a scheduled notebook task) stops there."""
     argv = [a for a in args if a != ""]
-    name = module.__name__.rsplit(".", 1)[-1]
-    log.info(kv(job=name, argv=shlex.join(argv)))
+    # jobs/filter.py, jobs/dataset/main.py; a package (jobs.dedup) runs its main.py
+    path = module.__name__.replace(".", "/") + ("/main.py" if hasattr(module, "__path__") else ".py")
+    log.info(kv(job=path, argv=shlex.join(argv)))
     rc = module.main(argv)
     if rc:
-        raise RuntimeError(f"jobs/{name}.py exited with status {rc}: {shlex.join(argv)}")
+        raise RuntimeError(f"{path} exited with status {rc}: {shlex.join(argv)}")
 
 
 def split(value: str) -> list[str]:

@@ -36,7 +36,7 @@ import jobs.dedup  # noqa: E402
 import jobs.filter  # noqa: E402
 import jobs.ingest  # noqa: E402
 import jobs.report  # noqa: E402
-import jobs.tokenize  # noqa: E402
+import jobs.dataset.main  # noqa: E402
 import jobs.train_quality  # noqa: E402
 
 run_job(jobs.ingest, "--lake", lake, "--source", p["source"], "--input", *split(p["input"]))
@@ -57,7 +57,7 @@ run_job(jobs.dedup, "--config", p["dedup"], "--lake", lake)
 
 # COMMAND ----------
 
-run_job(jobs.tokenize, "--config", p["tokenize"], "--lake", lake, "--out", out,
+run_job(jobs.dataset.main, "--config", p["tokenize"], "--lake", lake, "--out", out,
         *(["--tokenizer", p["tokenizer"]] if p["tokenizer"] else []),
         *(["--eval-dir", p["eval_dir"]] if p["eval_dir"] else []))
 

@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # Lakesift 03 - Deduplicate: exact, URL, MinHash-LSH, paragraphs
 # MAGIC
-# MAGIC Runs `jobs/dedup.py` with a config from `conf/dedup/` on the filtered table: exact and URL dedup,
+# MAGIC Runs `jobs/dedup/main.py` with a config from `conf/dedup/` on the filtered table: exact and URL dedup,
 # MAGIC MinHash-LSH with connected components, and paragraph-level dedup. Survivors go to `LAKE/<output>`,
 # MAGIC cluster membership to `LAKE/dup_clusters`.
 

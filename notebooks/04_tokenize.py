@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # Lakesift 04 - Decontaminate, mix and tokenize into MDS shards
 # MAGIC
-# MAGIC Runs `jobs/tokenize.py`: 13-gram decontamination against the evaluation sets, tokenization, packing,
+# MAGIC Runs the dataset job (`jobs/dataset/main.py`): 13-gram decontamination against the evaluation sets, tokenization, packing,
 # MAGIC mixing by source weights and a seeded shuffle into MDS shards (mosaicml-streaming) at `out`, which the
 # MAGIC trainer streams (`make train SCALE=... DATA=out`). The dataset is recorded in `LAKE/datasets`.
 
@@ -22,9 +22,9 @@ p = params(globals(), lake="./lake", config="conf/tokenize/demo.yaml", out="./la
 
 # COMMAND ----------
 
-import jobs.tokenize  # noqa: E402
+import jobs.dataset.main  # noqa: E402
 
-run_job(jobs.tokenize, "--config", p["config"], "--lake", p["lake"], "--out", p["out"],
+run_job(jobs.dataset.main, "--config", p["config"], "--lake", p["lake"], "--out", p["out"],
         *(["--tokenizer", p["tokenizer"]] if p["tokenizer"] else []),
         *(["--eval-dir", p["eval_dir"]] if p["eval_dir"] else []))
 

@@ -7,7 +7,7 @@ Writes into ``--out``:
 * ``lakesift-code-<digest>.zip``: ``lakesift/``, ``udfs/``, ``jobs/`` and ``conf/`` for ``--py-files``
   (executors import ``udfs`` from it; ``conf/...`` paths in arguments resolve inside it);
 * ``lakesift-<version>-py3-none-any.whl``: the same code as a wheel (Databricks / pip users);
-* ``jobs/*.py``: the entry points to upload next to it (spark-submit's main file must be a file);
+* ``jobs/*.py``, ``jobs/*/main.py``: the entry points to upload next to it (spark-submit's main file must be a file);
 * ``emr/steps.json`` and ``emr/serverless-filter-job-run.json`` from ``emr/`` with the bucket, lake and
   archive names filled in, ready for ``aws emr add-steps`` / ``aws emr-serverless start-job-run``;
 * with ``--env``: ``lakesift-env.tar.gz``, a packed virtualenv (venv-pack) of ``requirements/cluster.txt``
@@ -52,6 +52,12 @@ def build_env(out: Path) -> Path:
     return target
 
 
+def entry_point_files() -> list[Path]:
+    """What spark-submit can be given as its main file: ``jobs/<job>.py`` and ``jobs/<job>/main.py``."""
+    top = [f for f in sorted((ROOT / "jobs").glob("*.py")) if f.name != "__init__.py"]
+    return top + sorted((ROOT / "jobs").glob("*/main.py"))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Package Lakesift for spark-submit on a cluster (EMR, EMR Serverless).")
     p.add_argument("--out", default=str(ROOT / "dist"), help="output folder (default dist/)")
@@ -72,11 +78,12 @@ def main(argv=None) -> int:
                         "-w", str(out), str(ROOT)], check=True)
         print(f"wheel          {out / f'lakesift-{__version__}-py3-none-any.whl'}")
     jobs = out / "jobs"
-    jobs.mkdir(exist_ok=True)
-    for f in sorted((ROOT / "jobs").glob("*.py")):
-        if f.name != "__init__.py":
-            shutil.copy2(f, jobs / f.name)
-    print(f"entry points   {jobs}/ ({len(list(jobs.glob('*.py')))} jobs)")
+    entry_points = entry_point_files()
+    for f in entry_points:
+        dest = out / f.relative_to(ROOT)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest)
+    print(f"entry points   {jobs}/ ({len(entry_points)} files)")
     values = {"S3": args.s3.rstrip("/"), "LAKE": args.lake or f"{args.s3.rstrip('/')}/lake",
               "CODE_ZIP": code.name, "ENV_ARCHIVE": ENV_ARCHIVE}
     (out / "emr").mkdir(exist_ok=True)

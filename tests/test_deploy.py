@@ -57,6 +57,11 @@ def resolve_vars(value, variables: dict):
     return value
 
 
+def module_of(entry_point: Path) -> str:
+    """``jobs/filter.py`` → ``jobs.filter``; ``jobs/dedup/main.py`` → ``jobs.dedup.main``."""
+    return ".".join(entry_point.with_suffix("").parts)
+
+
 def test_bundle_structure_and_targets():
     main, jobs = load_bundle()
     assert set(main) <= TOP_KEYS
@@ -98,11 +103,11 @@ def test_bundle_job_matches_the_jobs_api_and_our_jobs(target):
             assert order.index(dep["task_key"]) < order.index(key), f"{key} depends on a later task"
         spt = task["spark_python_task"]
         script = (where.parent / spt["python_file"]).resolve()
-        assert script.is_file() and script.parent == REPO / "jobs", spt["python_file"]
+        assert script.is_file() and REPO / "jobs" in script.parents, spt["python_file"]
         for lib in task.get("libraries", []):
             assert (where.parent / lib["requirements"]).resolve().is_file()
         # the parameters are a valid command line of that very job
-        mod = __import__(f"jobs.{script.stem}", fromlist=["parse_args"])
+        mod = __import__(module_of(script.relative_to(REPO)), fromlist=["parse_args"])
         args = mod.parse_args(spt["parameters"])
         if hasattr(args, "config") and args.config:
             assert (REPO / args.config).is_file(), args.config
@@ -165,9 +170,9 @@ def test_package_renders_emr_steps_that_parse(tmp_path):
         assert "{" not in json.dumps(args), "placeholder left"
         assert args[args.index("--py-files") + 1] == f"s3://bucket/ls/{code.name}"
         main = next(a for a in args if a.endswith(".py"))
-        job = Path(main).stem
-        assert (out / "jobs" / f"{job}.py").is_file()
-        parsed = __import__(f"jobs.{job}", fromlist=["x"]).parse_args(args[args.index(main) + 1:])
+        rel = Path(main.removeprefix("s3://bucket/ls/"))
+        assert (out / rel).is_file(), rel
+        parsed = __import__(module_of(rel), fromlist=["x"]).parse_args(args[args.index(main) + 1:])
         if getattr(parsed, "config", None):
             assert parsed.config in zipfile.ZipFile(code).namelist()  # resolved inside the archive
     run = json.loads((out / "emr" / "serverless-filter-job-run.json").read_text())
