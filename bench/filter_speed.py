@@ -20,7 +20,6 @@ Measured, alternating, medians over ``--repeats``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -95,15 +96,9 @@ def ours_python(docs: list[dict], pure: bool = False) -> tuple[float, int, int]:
 
 
 def ours_spark(lake: Path) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "filter.py"), "--config", str(CONFIG),
-                           "--lake", str(lake), "--skip", ",".join(SKIP)], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("filter job failed")
-    kept = next(int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("kept "))
-    return elapsed, kept
+    elapsed, proc = harness.run_job([sys.executable, str(REPO / "jobs" / "filter.py"), "--config", str(CONFIG),
+                                     "--lake", str(lake), "--skip", ",".join(SKIP)], "filter job")
+    return elapsed, harness.counted(proc, "kept ")
 
 
 def peer(jsonl: Path, limit: int) -> dict | None:
@@ -122,13 +117,7 @@ def peer(jsonl: Path, limit: int) -> dict | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "filter"))
-    ap.add_argument("--copies", type=int, default=12)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--peer-docs", type=int, default=2000)
-    args = ap.parse_args()
+    args = harness.parse_args(__doc__, out="filter", copies=12, repeats=3, peer_docs=2000)
     jsonl, lake, n = prepare(Path(args.shared), Path(args.out), args.copies)
     cores = os.cpu_count() or 1
     print(f"documents: {n} (real extracted pages, {args.copies} copies); {cores} cores")
@@ -150,8 +139,7 @@ def main() -> int:
         print(f"run {i + 1}: ours 1 process {docs / py_t[-1]:.0f} docs/s (kept {kept_py}); ours spark "
               f"{sp_t[-1]:.1f}s (kept {kept_sp}); datatrove "
               + (f"{dt_rate[-1]:.1f} docs/s on {r['docs']} docs (kept {r['kept']})" if r else "n/a"), flush=True)
-    py_rate = n / statistics.median(py_t)
-    sp_rate = n / statistics.median(sp_t)
+    py_rate, sp_rate = harness.rate(n, py_t), harness.rate(n, sp_t)
     print(f"median: ours {py_rate:.0f} docs/s per core (1 process); ours spark {sp_rate:.0f} docs/s end to end "
           f"on {cores} cores = {sp_rate / cores:.0f} docs/s per core, start-up included")
     print(f"median: ours without the C kernels {statistics.median(pure_rate):.0f} docs/s per core (1 process, first "
@@ -159,8 +147,8 @@ def main() -> int:
     if dt_rate:
         dt = statistics.median(dt_rate)
         print(f"median: datatrove {dt:.1f} docs/s (1 process = 1 core)")
-        print(f"ratio per core: ours spark / datatrove {sp_rate / cores / dt:.1f}x; "
-              f"ours 1 process / datatrove {py_rate / dt:.1f}x")
+        print(harness.ratios("ratio per core", {"ours spark / datatrove": sp_rate / cores / dt,
+                                                "ours 1 process / datatrove": py_rate / dt}, digits=1))
     return 0
 
 

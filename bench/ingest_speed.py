@@ -19,7 +19,6 @@ this machine is shared and noisy.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -99,15 +100,9 @@ def plain_loop(files: list[str]) -> int:
 
 
 def spark_ingest(files: list[str], lake: str) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "ingest.py"), "--input", *files,
-                           "--lake", lake, "--source", "bench"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit("ingest failed")
-    docs = next(int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("documents"))
-    return elapsed, docs
+    elapsed, proc = harness.run_job([sys.executable, str(REPO / "jobs" / "ingest.py"), "--input", *files,
+                                     "--lake", lake, "--source", "bench"], "ingest", tail=4000)
+    return elapsed, harness.counted(proc, "documents")
 
 
 def spark_startup() -> float:
@@ -119,13 +114,7 @@ def spark_startup() -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "ingest"))
-    ap.add_argument("--copies", type=int, default=6)
-    ap.add_argument("--files", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = harness.parse_args(__doc__, out="ingest", copies=6, files=16, repeats=3)
 
     files, pages = build_corpus(Path(args.shared), Path(args.out), args.copies, args.files)
     size = sum(os.path.getsize(f) for f in files) / 1e6

@@ -18,16 +18,15 @@ Measured, alternating, medians over ``--repeats``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,10 +40,7 @@ def train_model(shared: Path, lake: Path, out: Path) -> dict:
                "--positive", str(nltk / "abc.zip"), str(nltk / "state_union.zip"), str(nltk / "inaugural.zip"),
                "--negative", "documents", "--out", str(model), "--config", str(REPO / "conf" / "quality" / "dclm.yaml"),
                "--per-class", "5000"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr[-3000:])
-            raise SystemExit("train_quality failed")
+        harness.run_job(cmd, "train_quality")
     return json.loads((model / "metrics.json").read_text())
 
 
@@ -69,15 +65,12 @@ def spark(lake: Path, model: Path) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(f"name: quality_bench\nsteps:\n  - func: fasttext_quality_enricher\n    model: {model}\n"
                 "  - func: quality_filter\n    threshold: 0.018112\n")
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "jobs" / "filter.py"), "--config", f.name, "--lake", str(lake),
-                           "--output", "quality_bench"], capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    os.unlink(f.name)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("filter job failed")
-    kept = next(int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("kept "))
+    try:
+        elapsed, proc = harness.run_job([sys.executable, str(REPO / "jobs" / "filter.py"), "--config", f.name,
+                                         "--lake", str(lake), "--output", "quality_bench"], "filter job")
+    finally:
+        os.unlink(f.name)
+    kept = harness.counted(proc, "kept ")
     # the job's own timing of its scoring + output phase (Spark start-up, Delta log set-up and the
     # statistics write excluded): what a long run converges to
     m = re.search(r"outputs_seconds=([0-9.]+)", proc.stderr)
@@ -85,12 +78,7 @@ def spark(lake: Path, model: Path) -> tuple[float, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "filter"))
-    ap.add_argument("--copies", type=int, default=12)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = harness.parse_args(__doc__, out="filter", copies=12, repeats=3)
     from bench.filter_speed import prepare
     from udfs import quality
 
@@ -114,7 +102,7 @@ def main() -> int:
         print(f"run {i + 1}: loop {n / lt[-1]:.0f} docs/s; batched {n / bt[-1]:.0f} docs/s; "
               f"spark {n / st[-1]:.0f} docs/s end to end, {n / ph[-1]:.0f} docs/s in its scoring + write phase "
               f"(kept {kept})", flush=True)
-    lr, br, sr, pr = (n / statistics.median(x) for x in (lt, bt, st, ph))
+    lr, br, sr, pr = (harness.rate(n, x) for x in (lt, bt, st, ph))
     print(f"median: loop {lr:.0f} docs/s (1 core); batched {br:.0f} docs/s (1 core); spark {sr:.0f} docs/s "
           f"end to end on {cores} cores (start-up included), {pr:.0f} docs/s in the scoring + Delta write phase")
     print(f"ratio: spark end to end / loop {sr / lr:.2f}x; spark scoring + write phase / loop {pr / lr:.2f}x "

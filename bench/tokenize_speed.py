@@ -19,17 +19,17 @@ Measured, alternating, medians over ``--repeats``:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -98,15 +98,12 @@ decontamination: {{enabled: {str(decontam).lower()}, eval_dir: {shared / "data" 
 packing: {{seq_len: 2048, remainder: drop, groups: 16}}
 shuffle: {{seed: 1, sequences_per_group: 4096}}
 """)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "jobs.dataset", "--config", str(conf), "--lake", str(lake),
-                           "--out", str(out), "--tokenizer", str(tok_path)], capture_output=True, text=True,
-                          env=ENV, cwd=REPO)
-    elapsed = time.perf_counter() - t0
-    conf.unlink()
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("dataset job failed")
+    try:
+        elapsed, proc = harness.run_job([sys.executable, "-m", "jobs.dataset", "--config", str(conf), "--lake",
+                                         str(lake), "--out", str(out), "--tokenizer", str(tok_path)], "dataset job",
+                                        env=ENV, cwd=REPO)
+    finally:
+        conf.unlink()
     m = json.loads((out / "manifest.json").read_text())
     dec = next((ln for ln in proc.stdout.splitlines() if ln.startswith("decontamination:")), "")
     return elapsed, m["tokens"], re.sub(r"; eval examples found.*", "", dec)
@@ -124,12 +121,7 @@ def read(out: Path) -> tuple[float, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
-    ap.add_argument("--out", default=str(REPO / "bench" / "out" / "tokenize"))
-    ap.add_argument("--chars", type=int, default=50_000_000)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = harness.parse_args(__doc__, out="tokenize", chars=50_000_000, repeats=3)
     shared, out = Path(args.shared), Path(args.out)
     tok = shared / "data" / "tokenizers" / "gpt-neox-20b" / "20B_tokenizer.json"
     lake, texts, chars = prepare(shared, out, args.chars)
@@ -145,7 +137,7 @@ def main() -> int:
         print(f"run {i + 1}: loop {ltok / lt[-1]:,.0f} tokens/s ({ltok:,} tokens); job {jtok / jt[-1]:,.0f} tokens/s "
               f"({jtok:,} tokens, end to end); read {rtok / rt[-1]:,.0f} tokens/s", flush=True)
     t, dtok, dec = job(lake, tok, out / "job_decontam", shared, True)
-    lr, jr, rr = ltok / statistics.median(lt), jtok / statistics.median(jt), rtok / statistics.median(rt)
+    lr, jr, rr = harness.rate(ltok, lt), harness.rate(jtok, jt), harness.rate(rtok, rt)
     print(f"median: loop {lr:,.0f} tokens/s (1 process); job {jr:,.0f} tokens/s end to end; "
           f"ratio job / loop {jr / lr:.2f}x")
     print(f"job with decontamination (62 eval files, 13-grams): {dtok / t:,.0f} tokens/s end to end; {dec}")

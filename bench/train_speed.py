@@ -15,15 +15,15 @@ Prints the ratio (the overhead of our machinery), FLOPs per token and the MFU fo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parents[1]  # run from `make bench`, or with the repository installed / on PYTHONPATH
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -48,12 +48,9 @@ def data_dir() -> Path:
 def ours(scale: str, data: Path, steps: int) -> float:
     out = Path(tempfile.mkdtemp(prefix="bench-train-"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "training.train", "--scale", scale, "--data", str(data), "--out",
-                           str(out), "--steps", str(steps), "--log-every", "10", "--ckpt-every", str(10 * steps)],
-                          cwd=REPO, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit("training failed")
+    harness.run_job([sys.executable, "-m", "training.train", "--scale", scale, "--data", str(data), "--out",
+                     str(out), "--steps", str(steps), "--log-every", "10", "--ckpt-every", str(10 * steps)],
+                    "training", cwd=REPO, env=env)
     recs = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "tokens_per_s" in r]
     return statistics.median(r["tokens_per_s"] for r in recs[2:])  # skip step 1 and the first interval
 
@@ -96,11 +93,7 @@ def reference(scale_name: str, data: Path, steps: int) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", default="debug-tiny")
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = harness.parse_args(__doc__, shared=False, scale="debug-tiny", steps=60, repeats=3)
     import torch
 
     from training.config import load_scale
