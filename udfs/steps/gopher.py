@@ -7,11 +7,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from lakesift.config import StrictModel
 from udfs import kernels as K
 from udfs.steps.base import Step, register
+
+BULLETS = ("●", "•", "*", "-")
+
+
+def _out_of_range(value: float, low: float, high: float, what: str, low_text: str | None = None) -> str | None:
+    """``<what><<low>`` / ``<what>><high>`` when ``value`` is outside [low, high], else None."""
+    if value < low:
+        return f"{what}<{low_text if low_text is not None else format(low, 'g')}"
+    if value > high:
+        return f"{what}>{high:g}"
+    return None
+ELLIPSES = ("...", ". . .", "\u2026")
 
 
 @register
@@ -40,11 +52,7 @@ class PageLength(Step):
             n = len(doc.paragraphs)
         else:
             n = len(doc.text)
-        if n < self.p.min_length:
-            return f"{t}s<{self.p.min_length}"
-        if n > self.p.max_length:
-            return f"{t}s>{self.p.max_length:g}"
-        return None
+        return _out_of_range(n, self.p.min_length, self.p.max_length, f"{t}s", str(self.p.min_length))
 
 
 @register
@@ -61,12 +69,7 @@ class WordLength(Step):
         n = doc.ws_word_count
         if not n:
             return "no_words"
-        mean = doc.ws_char_count / n
-        if mean < self.p.min_length:
-            return f"mean_word_length<{self.p.min_length:g}"
-        if mean > self.p.max_length:
-            return f"mean_word_length>{self.p.max_length:g}"
-        return None
+        return _out_of_range(doc.ws_char_count / n, self.p.min_length, self.p.max_length, "mean_word_length")
 
 
 @register
@@ -87,36 +90,29 @@ class SymbolRatio(Step):
         return None
 
 
-@register
-class BulletCount(Step):
-    """Drop pages where more than ``max_bullet_start_ratio`` of lines start with a bullet (Gopher: 0.9)."""
+def _line_share_filter(name: str, param: str, default: float, label: str, matches, doc: str) -> type[Step]:
+    """A registered filter dropping pages where more than ``param`` (a share of the lines, default
+    ``default``) of their lines ``matches``; the reason is ``<label>>value``. Gopher's bullet and
+    ellipsis rules differ only in these."""
+    params = create_model("Params", __base__=StrictModel, **{param: (float, Field(default, ge=0, le=1))})
 
-    name, kind = "bullet_count_filter", "filter"
-    BULLETS = ("●", "•", "*", "-")
+    def apply(self, d):
+        lines, limit = d.lines, getattr(self.p, param)
+        n = sum(matches(ln) for ln in lines)
+        return f"{label}>{limit:g}" if n > limit * len(lines) else None
 
-    class Params(StrictModel):
-        max_bullet_start_ratio: float = Field(0.9, ge=0, le=1)
-
-    def apply(self, doc):
-        lines = doc.lines
-        n = sum(ln.startswith(self.BULLETS) for ln in lines)
-        return f"bullet_lines>{self.p.max_bullet_start_ratio:g}" if n > self.p.max_bullet_start_ratio * len(lines) else None
+    cls_name = "".join(w.title() for w in name.split("_")[:2])
+    cls = type(cls_name, (Step,), {"__doc__": doc, "__module__": __name__, "__qualname__": cls_name,
+                                   "name": name, "kind": "filter", "Params": params, "apply": apply})
+    return register(cls)
 
 
-@register
-class EllipsisCount(Step):
-    """Drop pages where more than ``max_ellipsis_end_ratio`` of lines end with an ellipsis (Gopher: 0.3)."""
-
-    name, kind = "ellipsis_count_filter", "filter"
-    ELLIPSES = ("...", ". . .", "\u2026")
-
-    class Params(StrictModel):
-        max_ellipsis_end_ratio: float = Field(0.3, ge=0, le=1)
-
-    def apply(self, doc):
-        lines = doc.lines
-        n = sum(ln.endswith(self.ELLIPSES) for ln in lines)
-        return f"ellipsis_lines>{self.p.max_ellipsis_end_ratio:g}" if n > self.p.max_ellipsis_end_ratio * len(lines) else None
+BulletCount = _line_share_filter(
+    "bullet_count_filter", "max_bullet_start_ratio", 0.9, "bullet_lines", lambda ln: ln.startswith(BULLETS),
+    "Drop pages where more than ``max_bullet_start_ratio`` of lines start with a bullet (Gopher: 0.9).")
+EllipsisCount = _line_share_filter(
+    "ellipsis_count_filter", "max_ellipsis_end_ratio", 0.3, "ellipsis_lines", lambda ln: ln.endswith(ELLIPSES),
+    "Drop pages where more than ``max_ellipsis_end_ratio`` of lines end with an ellipsis (Gopher: 0.3).")
 
 
 @register

@@ -42,30 +42,28 @@ class NewlineRemoval(Step):
         return _modified(doc, self.rx.sub("\n" * self.p.max_consecutive, doc.text))
 
 
-@register
-class UppercaseRatioLine(Step):
-    """Remove lines whose share of uppercase characters is above ``max_ratio`` (RefinedWeb: 0.5)."""
-
-    name, kind = "uppercase_ratio_line_modifier", "modifier"
+def _char_share_modifier(name: str, counted: Literal["upper", "digit"], default: float, doc: str) -> type[Step]:
+    """A registered modifier removing lines whose share of ``counted`` characters is above
+    ``max_ratio`` (default ``default``); RefinedWeb's upper-case and digit rules differ only in these."""
 
     class Params(StrictModel):
-        max_ratio: float = Field(0.5, ge=0, le=1)
+        max_ratio: float = Field(default, ge=0, le=1)
 
-    def apply(self, doc):
-        return _drop_lines_by_char_share(doc, "upper", self.p.max_ratio)
+    def apply(self, d):
+        return _drop_lines_by_char_share(d, counted, self.p.max_ratio)
+
+    cls_name = "".join(w.title() for w in name.split("_")[:2]) + "Line"
+    cls = type(cls_name, (Step,), {"__doc__": doc, "__module__": __name__, "__qualname__": cls_name,
+                                   "name": name, "kind": "modifier", "Params": Params, "apply": apply})
+    return register(cls)
 
 
-@register
-class NumericRatioLine(Step):
-    """Remove lines whose share of digits is above ``max_ratio`` (DCLM: 0.999999, i.e. all-digit lines)."""
-
-    name, kind = "numeric_ratio_line_modifier", "modifier"
-
-    class Params(StrictModel):
-        max_ratio: float = Field(1.0, ge=0, le=1)
-
-    def apply(self, doc):
-        return _drop_lines_by_char_share(doc, "digit", self.p.max_ratio)
+UppercaseRatioLine = _char_share_modifier(
+    "uppercase_ratio_line_modifier", "upper", 0.5,
+    "Remove lines whose share of uppercase characters is above ``max_ratio`` (RefinedWeb: 0.5).")
+NumericRatioLine = _char_share_modifier(
+    "numeric_ratio_line_modifier", "digit", 1.0,
+    "Remove lines whose share of digits is above ``max_ratio`` (DCLM: 0.999999, i.e. all-digit lines).")
 
 
 _COUNTER_WORDS = ("likes", "shares", "comments", "retweets", "reposts", "quotes", "bookmarks", "upvotes",
