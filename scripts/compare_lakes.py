@@ -4,7 +4,7 @@
 
 For each table: the rows of A and of B as multisets (``exceptAll`` both ways), with the columns that
 name a run (``run_id``, ``*_run_id``: run ids change with the fingerprint scheme, not with the data)
-left out. For each dataset folder under ``LAKE/datasets/``: every shard file and ``index.json``
+left out. For each MDS dataset folder under ``LAKE/datasets/``: every shard file and ``index.json``
 compared byte for byte. Exit 0 when everything is equal, 1 otherwise.
 """
 
@@ -56,7 +56,9 @@ def main(argv=None) -> int:
         same &= ok
         print(f"{t:20s} {na:8d} {nb:8d} {ab:6d} {ba:6d}  {'yes' if ok else 'NO'}")
     root_a, root_b = Path(args.a, "datasets"), Path(args.b, "datasets")
-    names = args.datasets if args.datasets is not None else sorted(p.name for p in root_a.iterdir() if p.is_dir())
+    # the MDS dataset folders (an index.json), not the Delta table `datasets` that shares the folder
+    names = args.datasets if args.datasets is not None else sorted(
+        p.name for p in root_a.iterdir() if (p / "index.json").is_file())
     for name in names:
         fa, fb = digest_files(root_a / name), digest_files(root_b / name)
         ok = fa == fb and bool(fa)
