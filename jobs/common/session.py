@@ -104,12 +104,12 @@ def get_spark(app_name: str = "lakesift", extra: dict[str, str] | None = None):
 
 
 def is_connect(spark) -> bool:
-    """True for a Spark Connect session (no ``SparkContext``, no RDDs, no ``addFile``)."""
-    try:
-        from pyspark.sql.connect.session import SparkSession as ConnectSession
-    except ImportError:  # pragma: no cover - pyspark without the connect extra
-        return False
-    return isinstance(spark, ConnectSession)
+    """True for a Spark Connect session (no ``SparkContext``, no RDDs, no ``addFile``).
+
+    Decided from the session's class, without importing ``pyspark.sql.connect``: that import checks
+    the Connect client's dependencies and, in a process whose main module has no file (``python -c``),
+    exits the process when they are missing."""
+    return type(spark).__module__.startswith("pyspark.sql.connect.")
 
 
 def set_log_level(spark, level: str | None = None) -> None:

@@ -133,3 +133,20 @@ def test_catalogue_schemas_and_run_ids():
     assert multi.startswith("tokenize-demo-") and multi != runs.run_id("tokenize", "demo", "abc", {"a": 1, "b": 3})
     one, two = runs.run_id("ingest", "ingest", "abc"), runs.run_id("ingest", "ingest", "abc")
     assert one != two and one.startswith("ingest-") and "-abc-" in one
+
+
+def test_session_kind_without_importing_the_connect_client(spark):
+    """`python -c` code (the benchmarks' preparation) must survive get_spark: importing
+    pyspark.sql.connect there exits the process when the Connect client's packages are missing."""
+    import subprocess
+    import sys
+
+    from jobs.common.session import is_connect
+
+    assert not is_connect(spark)
+    code = ("import jobs.common.session as s\n"
+            "class F: pass\n"
+            "F.__module__ = 'pyspark.sql.connect.session'\n"
+            "print(s.is_connect(F()), 'pyspark.sql.connect.session' in __import__('sys').modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["True", "False"], r.stderr[-1000:]
