@@ -7,8 +7,6 @@ dotted key named, e.g. ``conf/ingest.yaml: extraction.main_contnet: unknown key`
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,9 +130,3 @@ def load_model(model: type[M], path: str | Path | None, overrides: dict[str, Any
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
-
-
-def config_fingerprint(cfg: BaseModel) -> str:
-    """Short stable hash of a resolved config (for run ids and provenance)."""
-    blob = json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()
-    return hashlib.sha1(blob).hexdigest()[:10]
