@@ -3,14 +3,94 @@
 so the global sample order does not depend on the number of processes. Each micro-batch is made by the
 objective's batch adapter (``Objective.collate``) from the fields it names (``Objective.fields``);
 a stream without one of them is refused before training starts.
+
+A dataset written with domain streams (the dataset job's ``domains.layout: streams``: one MDS dataset
+per domain under ``DATASET/domains/``, listed in its ``manifest.json``) can be mixed by domain with
+``--mix``: ``natural`` (every sequence once), ``uniform`` (each domain an equal share, DoReMi's proxy)
+or a weights JSON (``{domain: weight}``, or DoReMi's ``train_domain_weights``, e.g. the
+``domain_weights.json`` a DoReMi run writes). :func:`plan` turns that into the streams to read.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 DEFAULT_CACHE = "~/.cache/lakesift/shards"
+MIXES = ("natural", "uniform")  # besides a weights file
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to read: ``PATH[:PROPORTION]`` specs, and the data's domains (sorted; empty: none known)."""
+
+    specs: list[str]
+    domains: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)  # the mix by domain, when --mix was given
+
+
+def read_manifest(root: str) -> dict | None:
+    """A dataset folder's ``manifest.json`` (local or remote), or None when it has none."""
+    from lakesift.io import is_local, local_path
+
+    root = root.rstrip("/")
+    if is_local(root):
+        p = os.path.join(local_path(root), "manifest.json")
+        if not os.path.isfile(p):
+            return None
+        with open(p, encoding="utf-8") as f:
+            return json.load(f)
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(f"{root}/manifest.json")
+    return json.loads(fs.cat_file(path)) if fs.exists(path) else None
+
+
+def domain_folders(manifest: dict | None) -> dict[str, str]:
+    """{domain: folder under the dataset} of a dataset written with domain streams (else empty)."""
+    domains = (manifest or {}).get("domains") or {}
+    return {d: info["folder"] for d, info in sorted(domains.items()) if info.get("folder")}
+
+
+def mix_weights(mix: str, domains: Sequence[str]) -> dict[str, float]:
+    """``natural`` -> {} (read every sequence once); ``uniform`` -> 1/k each; a file -> its weights,
+    normalised, for exactly the dataset's domains."""
+    if mix == "natural":
+        return {}
+    if mix == "uniform":
+        return {d: 1.0 / len(domains) for d in domains}
+    from udfs.tokenizing import read_weights
+
+    try:
+        weights = read_weights(mix)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--mix {mix}: {exc}") from None
+    unknown = set(weights) - set(domains)
+    total = sum(weights.values())
+    if unknown or total <= 0 or any(v < 0 for v in weights.values()):
+        raise SystemExit(f"--mix {mix}: expected non-negative weights of the dataset's domains "
+                         f"({', '.join(domains)}) with a positive sum; "
+                         + (f"unknown: {sorted(unknown)}" if unknown else f"got {weights}"))
+    return {d: weights.get(d, 0.0) / total for d in domains}
+
+
+def plan(specs: Sequence[str], mix: str | None = None) -> Plan:
+    """The streams for ``--data SPECS [--mix MIX]``. Without ``--mix`` the specs are read as given
+    (their domains known when there is one dataset with domain streams)."""
+    folders = domain_folders(read_manifest(specs[0])) if len(specs) == 1 and parse_source(specs[0])[1] is None else {}
+    if mix is None:
+        return Plan(list(specs), sorted(folders))
+    if not folders:
+        raise SystemExit(f"--mix needs one dataset written with domain streams (domains.layout: streams in its "
+                         f"config); {' '.join(specs)} has none")
+    domains = sorted(folders)
+    weights = mix_weights(mix, domains)
+    root = specs[0].rstrip("/")
+    if not weights:
+        return Plan([f"{root}/{folders[d]}" for d in domains], domains)
+    return Plan([f"{root}/{folders[d]}:{weights[d]:.12f}" for d in domains if weights[d] > 0], domains, weights)
 
 
 def parse_source(spec: str) -> tuple[str, float | None]:

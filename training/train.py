@@ -21,6 +21,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     p.add_argument("--scale", required=True, help="conf/scales/<name>.yaml (400M-1x ... 7B-2x, debug-tiny) or a path")
     p.add_argument("--data", required=True, nargs="+", metavar="MDS[:PROPORTION]", help="MDS dataset folders / URIs")
+    p.add_argument("--mix", metavar="natural|uniform|WEIGHTS.json",
+                   help="mix a dataset's domain streams: every sequence once, equal shares, or by a weights file "
+                        "(e.g. a DoReMi run's domain_weights.json)")
     p.add_argument("--out", default="./runs/train", help="checkpoints and logs (default ./runs/train)")
     p.add_argument("--objective", default="clm", help="what to train, by name (default clm: causal LM + z-loss)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the scale's token budget)")
@@ -36,6 +39,10 @@ def parse_args(argv):
     p.add_argument("--act-ckpt", action="store_true", help="activation checkpointing (default: the scale's)")
     p.add_argument("--peak-flops", type=float, help="device peak FLOP/s for MFU (default: known GPUs)")
     p.add_argument("--local-cache", default=None, help="cache folder for remote shards (default ~/.cache/lakesift/shards)")
+    from training.objectives import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        cls.add_arguments(p.add_argument_group(f"objective {name}"))
     return p.parse_args(argv)
 
 
@@ -57,7 +64,8 @@ def main(argv=None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         log = trainer.RunLog(out, world.main)
         accum = trainer.accumulation(scale.global_batch, scale.micro_batch, world.size)
-        objective = objectives.build(args.objective, scale)
+        objective = objectives.build(args.objective, scale, args)
+        plan = data.plan(args.data, args.mix)
         model = parallelize.build_model(scale.model, world.device, args.seed, compile=args.compile,
                                         act_ckpt=args.act_ckpt or scale.activation_checkpointing)
         for extra in objective.extra_models().values():
@@ -68,9 +76,10 @@ def main(argv=None) -> int:
         log.print(f"scale {scale.name}: {n:,} parameters, {fpt / 1e9:.3f} GFLOP per token (6 x non-embedding params "
                   f"+ attention), {world.size} rank(s) on {world.device.type}, global batch {scale.global_batch} = "
                   f"micro {scale.micro_batch} x {world.size} ranks x {accum} accumulation, {steps} steps")
-        loader = data.make_loader(args.data, scale.micro_batch, args.seed, args.local_cache, objective.fields,
+        loader = data.make_loader(plan.specs, scale.micro_batch, args.seed, args.local_cache, objective.fields,
                                   objective.collate)
         log.print(f"objective {objective.name}; {data.describe(loader)}")
+        objective.bind(objectives.RunInfo(out=out, world=world, model=model, accumulation=accum, domains=plan.domains))
         info = {"scale": scale.model_dump(), "world_size": world.size, "seed": args.seed}
         trainer.Trainer(scale=scale, model=model, objective=objective, optimizer=opt, loader=loader, world=world,
                         log=log, checkpointer=checkpoint.Checkpointer(out, args.keep, world.rank, info),

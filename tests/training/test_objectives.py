@@ -68,8 +68,8 @@ class WithReference(Objective):
     name = "test-with-reference"
     frozen: list[bool] = []  # per micro-batch: was the reference sharded, frozen and in eval mode
 
-    def __init__(self, scale):
-        super().__init__(scale)
+    def __init__(self, scale, options=None):
+        super().__init__(scale, options)
         self.clm = CausalLM(scale)
         self.reference = Transformer(scale.model)
         init_parameters(self.reference, 7)

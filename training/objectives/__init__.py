@@ -36,7 +36,7 @@ How the planned objectives fit (none of them needs a change in the trainer):
   final average is the mixture to train on.
 """
 
-from training.objectives import clm
-from training.objectives.base import REGISTRY, Objective, build, register
+from training.objectives import clm, doremi
+from training.objectives.base import REGISTRY, Objective, RunInfo, build, register
 
-__all__ = ["REGISTRY", "Objective", "build", "clm", "register"]
+__all__ = ["REGISTRY", "Objective", "RunInfo", "build", "clm", "doremi", "register"]

@@ -3,7 +3,10 @@ DPO and the DoReMi proxy plug in."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import torch
@@ -12,6 +15,17 @@ if TYPE_CHECKING:
     from training.config import ScaleConfig
 
 Batch = dict[str, "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What :meth:`Objective.bind` gets from the run being built."""
+
+    out: Path  # the run's output folder (rank 0 writes in it)
+    world: Any  # training.distributed.World
+    model: Any  # the trained model, sharded
+    accumulation: int  # micro-batches per rank per optimizer step
+    domains: list[str] = field(default_factory=list)  # the data's domains, in a fixed order (empty: none)
 
 
 class Objective:
@@ -30,8 +44,18 @@ class Objective:
     name: ClassVar[str]
     fields: ClassVar[tuple[str, ...]] = ("tokens",)  # MDS columns each sample must have
 
-    def __init__(self, scale: ScaleConfig):
-        self.scale = scale
+    def __init__(self, scale: ScaleConfig, options: argparse.Namespace | None = None):
+        """``options``: the parsed command line, holding the flags of :meth:`add_arguments`."""
+        self.scale, self.options = scale, options
+
+    @classmethod
+    def add_arguments(cls, group: argparse._ArgumentGroup) -> None:
+        """The objective's own flags, in a group of its own in ``python -m training.train --help``
+        (every registered objective's group is listed; only the chosen one reads its flags)."""
+
+    def bind(self, run: RunInfo) -> None:
+        """Called once the model and the data are built, before a checkpoint is loaded: what the
+        objective needs from the run (the domain list of the data, the output folder, the model)."""
 
     def collate(self, samples: list[dict]) -> Batch:
         """The batch adapter: one micro-batch of CPU tensors from the loader's decoded samples (the
@@ -77,8 +101,8 @@ def register(cls: type[Objective]) -> type[Objective]:
     return cls
 
 
-def build(name: str, scale: ScaleConfig) -> Objective:
+def build(name: str, scale: ScaleConfig, options: argparse.Namespace | None = None) -> Objective:
     """The objective registered as ``name`` (``training.objectives`` imports the built-in ones)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown objective {name!r} (known: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name](scale)
+    return REGISTRY[name](scale, options)
