@@ -6,6 +6,9 @@
 #                evaluate it on CORE (20 examples per task), write the HTML data report (LAKE/report.html)
 #   make eval    CKPT=path [SUITE=conf/eval/extended.yaml] [LIMIT=n]
 #   make train   SCALE=400M-1x|1B-1x|1B-5x|7B-1x|7B-2x|debug-tiny DATA=MDS_URI [NPROC=8] [NNODES=n RDZV=host:port]
+#   make doremi  LAKE=lake TABLE=documents OUT=dir [DOMAIN=source] [STEPS=n]: DoReMi domain weights
+#                (data side, reference and proxy runs) -> OUT/domain_weights.json + trajectory
+#   make doremi-compare OUT=dir [STEPS=n]: main runs on the baseline / uniform / DoReMi mixtures, scored alike
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make report  the HTML data report of the newest run in LAKE (python -m jobs.report)
@@ -29,7 +32,7 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo report package train eval test test-slow bench conformance lint clean
+.PHONY: setup demo report package train eval doremi doremi-compare test test-slow bench conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -85,6 +88,23 @@ train: setup
 		$(if $(RDZV),--rdzv_backend c10d --rdzv_endpoint $(RDZV),--standalone) \
 		-m training.train --scale $(SCALE) --data $(DATA) --out $(RUN)
 
+# DoReMi (Xie et al. 2023) on a lake table, tiny CPU defaults (SCALE=debug-tiny): one domain per value of
+# the DOMAIN column; OUT/domain_weights.json mixes the main run (training.train --mix, or the dataset
+# job's mixing.weights_file). docs/domains.md
+DOMAIN    ?= source
+TOKENIZER ?= $(SHARED)/data/tokenizers/gpt-neox-20b/20B_tokenizer.json
+DOREMI_BATCH ?= 16
+doremi: setup
+	@test -n "$(TABLE)" -a -n "$(OUT)" || { echo "usage: make doremi LAKE=lake TABLE=table OUT=dir [DOMAIN=source] [STEPS=n]"; exit 2; }
+	$(PY) -m training.doremi run --lake $(LAKE) --table $(TABLE) --out $(OUT) --domain $(DOMAIN) \
+		--scale $(SCALE) --tokenizer $(TOKENIZER) --global-batch $(DOREMI_BATCH) --nproc $(NPROC) \
+		$(if $(STEPS),--steps $(STEPS))
+
+doremi-compare: setup
+	@test -n "$(OUT)" || { echo "usage: make doremi-compare OUT=dir [STEPS=n]"; exit 2; }
+	$(PY) -m training.doremi compare --out $(OUT) --scale $(SCALE) --global-batch $(DOREMI_BATCH) \
+		--nproc $(NPROC) $(if $(STEPS),--steps $(STEPS))
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -105,6 +125,7 @@ bench: setup
 	$(PY) bench/dedup_speed.py --shared $(SHARED)
 	$(PY) bench/train_speed.py
 	$(PY) bench/eval_speed.py
+	$(PY) bench/doremi.py --shared $(SHARED)
 
 lint: setup
 	$(PY) -m ruff check .

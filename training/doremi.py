@@ -262,6 +262,14 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from lakesift.io import is_local, local_path
+
+    # the stages run with the repository as their working folder: local paths made absolute first
+    args.out = os.path.abspath(args.out)
+    for name in ("lake", "data", "reference", "tokenizer"):
+        v = getattr(args, name, None)
+        if v and is_local(v) and (name != "tokenizer" or os.path.exists(v)):
+            setattr(args, name, os.path.abspath(local_path(v)))
     return {"run": cmd_run, "compare": cmd_compare, "ref-losses": cmd_ref_losses}[args.cmd](args)
 
 

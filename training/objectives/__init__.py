@@ -5,10 +5,15 @@
 An objective (:class:`~training.objectives.base.Objective`) says which MDS fields it needs from a
 sample (``fields``), turns the loader's samples into a micro-batch (``collate``: the batch adapter),
 returns ``(loss, metrics)`` for a micro-batch (``loss``), and may keep frozen modules
-(``extra_models``), per-step hooks (``begin_step`` / ``end_step``) and state that must go in the
+(``extra_models``), its own flags (``add_arguments``), what it needs from the run being built (``bind``:
+the data's domains, the output folder, the model), per-step hooks (``begin_step`` / ``end_step``) and state that must go in the
 checkpoint (``state_dict`` / ``load_state_dict``). Register one with ``@register`` in a module of this
 package and import it below. Built in: ``clm`` (:mod:`training.objectives.clm`, next-token
 cross-entropy plus z-loss).
+
+Built in besides ``clm``: ``doremi`` (:mod:`training.objectives.doremi`, the DoReMi proxy: Group DRO
+over domains against a frozen reference model, with its own flags ``--reference``, ``--doremi-eta`` …,
+the domain list from ``RunInfo`` (``bind``), the weights checkpointed through ``state_dict``).
 
 How the planned objectives fit (none of them needs a change in the trainer):
 
@@ -18,22 +23,13 @@ How the planned objectives fit (none of them needs a change in the trainer):
   tokens): ``begin_step`` counts the step's target tokens on this rank (``loss_mask[:, 1:].sum()`` over
   its micro-batches), all-reduces the count over ranks (SUM) into ``n``, and ``loss`` returns
   ``sum(masked token losses) * accumulation * world / n``; the trainer's ``/ accumulation`` and FSDP's
-  average over ranks then leave exactly ``sum / n``. The ``"loss"`` metric is scaled the same way.
+  average over ranks then leave exactly ``sum / n`` (the DoReMi proxy normalises per domain this way).
 * **DPO** (``fields = ("chosen", "rejected", "chosen_mask", "rejected_mask")``): ``extra_models``
   returns ``{"reference": training.export.load(sft_folder)}``, which the builder shards like the policy
   and freezes; ``loss`` sums the response-token log-probabilities of chosen and rejected under the policy
   and (``torch.no_grad()``) the reference and returns ``-logsigmoid(beta * margin).mean()`` with the
   reward margin and accuracy as metrics. Every micro-batch holds the same number of pairs, so the
   trainer's averaging is the right one. Nothing to checkpoint: the reference is an input.
-* **DoReMi proxy** (``fields = ("tokens", "source")``; MDS stores each sequence's ``source``):
-  ``collate`` maps ``source`` to a domain id (``"domain"`` tensor) from the configured domain list;
-  ``extra_models`` holds the reference model trained on the baseline mix. ``loss`` computes per-sequence
-  losses of the proxy and (no grad) the reference, adds the clipped excess losses per domain to running
-  sums, and returns the domain-weighted proxy loss. ``end_step`` all-reduces the per-domain sums,
-  updates the domain weights by exponentiated gradient (smoothed with the uniform distribution) and
-  their running average, and returns them as metrics (``domain_weight/<name>``). ``state_dict`` holds
-  the weights, their average and the step count, so a resumed run continues the same update, and the
-  final average is the mixture to train on.
 """
 
 from training.objectives import clm, doremi
