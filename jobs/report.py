@@ -19,6 +19,10 @@ of any size. The page (``lakesift.report``) has inline SVG plots and no external
 Runs: ``--run`` names the filter run (default: the newest successful one); the dedup run is the newest
 one that read that filter run's output table, the dataset the newest tokenize run after it (override
 with ``--dedup-run`` / ``--dataset-run``; ``none`` leaves a section out).
+
+``--doremi DIR`` (repeatable) adds a section per DoReMi folder (a proxy run or ``make doremi`` output:
+the domain weights per step, the final mixture, validation perplexities; ``lakesift.doremi_report``).
+Those folders are read and checked before Spark starts.
 """
 
 from __future__ import annotations
@@ -291,10 +295,21 @@ class ReportJob(Job):
         p.add_argument("--samples", type=int, default=2, help="sampled documents per drop reason (default 2)")
         p.add_argument("--reasons", type=int, default=8, help="drop reasons to sample documents from (default 8)")
         p.add_argument("--sample-chars", type=int, default=700, help="characters shown per sampled document")
+        p.add_argument("--doremi", action="append", default=[], metavar="DIR",
+                       help="DoReMi proxy run or `make doremi` output folder: adds its domain-weight section "
+                            "(repeatable)")
+
+    def configure(self, args):
+        """The ``--doremi`` folders' data (a list, empty without the flag), loaded here so that a missing or
+        malformed file fails before Spark starts."""
+        from lakesift.doremi_report import load, thin
+
+        return [thin(load(folder)) for folder in args.doremi]
 
     def run_config(self, ctx):
         a = ctx.args
-        return {"run": a.run, "dedup_run": a.dedup_run, "dataset_run": a.dataset_run, "out": a.out}
+        doremi = {"doremi": a.doremi} if a.doremi else {}  # only when given: a plain report keeps its run id
+        return {"run": a.run, "dedup_run": a.dedup_run, "dataset_run": a.dataset_run, "out": a.out, **doremi}
 
     def run(self, ctx: Context) -> None:
         from lakesift.io import write_text
@@ -302,10 +317,14 @@ class ReportJob(Job):
 
         args = ctx.args
         ctx.input("lake", ctx.lake.root)
+        for folder in args.doremi:
+            ctx.input("doremi", folder)
         ctx.output("report", args.out)
         ctx.start(runs.run_id("report", "report", runs.fingerprint(self.run_config(ctx))), run=args.run or "newest")
         data = gather(ctx.spark, args.lake, args.run, args.dedup_run, args.dataset_run,
                       args.samples, args.reasons, args.sample_chars)
+        if ctx.cfg:
+            data["doremi"] = ctx.cfg
         where = write_text(args.out, render(data))
         picked = data["runs"]
         print(f"report: {where}")

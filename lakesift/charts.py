@@ -36,13 +36,25 @@ def _svg(width: int, height: int, body: list[str], name: str, title: str) -> str
             f'aria-label="{escape(title)}" style="{FONT}">' + "".join(body) + "</svg>")
 
 
-def _legend(series: list[str], x: float, y: float) -> list[str]:
+def _legend_places(series: list[str], x: float, right: float) -> list[tuple[float, int]]:
+    """(x, row) of each legend entry: left to right, starting a new row at ``right``."""
+    out, xx, row = [], x, 0
+    for name in series:
+        w = 34 + 7 * len(name)
+        if xx > x and xx + w - 20 > right:
+            xx, row = x, row + 1
+        out.append((xx, row))
+        xx += w
+    return out
+
+
+def _legend(series: list[str], x: float, y: float, right: float = math.inf) -> list[str]:
+    """Colour swatch and name per series, in rows of 16 px that wrap at ``right`` (default: one row)."""
     out = []
-    xx = x
-    for i, name in enumerate(series):
-        out.append(f'<rect x="{xx:.1f}" y="{y - 9:.1f}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
-                   f'<text x="{xx + 14:.1f}" y="{y:.1f}">{escape(name)}</text>')
-        xx += 34 + 7 * len(name)
+    for i, (name, (xx, row)) in enumerate(zip(series, _legend_places(series, x, right), strict=True)):
+        yy = y + 16 * row
+        out.append(f'<rect x="{xx:.1f}" y="{yy - 9:.1f}" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
+                   f'<text x="{xx + 14:.1f}" y="{yy:.1f}">{escape(name)}</text>')
     return out
 
 
@@ -145,3 +157,96 @@ def columns(labels: list[str], series: dict[str, list[float]], *, name: str, tit
         body.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
                     f'text-anchor="middle">{escape(ylabel)}{" (log)" if log else ""}</text>')
     return _svg(width, height, body, name, title)
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round axis values (steps of 1, 2 or 5 times a power of ten) covering [lo, hi], about ``n`` of them."""
+    raw = (hi - lo) / n
+    unit = 10 ** math.floor(math.log10(raw))
+    step = next(m * unit for m in (1, 2, 5, 10) if m * unit >= raw)
+    first = math.ceil(lo / step - 1e-9)
+    return [k * step for k in range(first, math.floor(hi / step + 1e-9) + 1)]
+
+
+def _path(points: list[tuple[float, float | None]]) -> str:
+    """SVG path data through the points, broken where a value is None (a lone point becomes a dot)."""
+    out, run = [], 0
+    for x, y in points:
+        if y is None:
+            if run == 1:
+                out.append("h0")
+            run = 0
+            continue
+        out.append(f"{'L' if run else 'M'}{x:.1f},{y:.1f}")
+        run += 1
+    if run == 1:
+        out.append("h0")
+    return " ".join(out)
+
+
+def lines(x: list[float], series: dict[str, list[float | None]], *, name: str, title: str,
+          dashed: dict[str, list[float | None]] | None = None, dashed_label: str = "dashed",
+          xlabel: str = "", ylabel: str = "", width: int = 860, height: int = 300) -> str:
+    """Lines over a shared numeric x axis (e.g. training steps), one colour per series.
+
+    ``dashed`` adds, per named series, a dashed line in that series' colour (e.g. its running average;
+    ``dashed_label`` names it in the legend and tooltips). A value of None breaks the line. Hovering
+    over an x position shows every series' value there (one transparent band per x, with its title)."""
+    dashed = dashed or {}
+    names = list(series)
+    left, right, bottom = 60, 16, 44
+    legend = names + ([f"- - {dashed_label}"] if dashed else [])
+    top = 28 + 16 * max(row for _, row in _legend_places(legend, left, width - right))
+    pw, ph = width - left - right, height - top - bottom
+    values = [v for vals in (*series.values(), *dashed.values()) for v in vals if v is not None]
+    lo, hi = min([0.0, *values]), max(values or [1.0])
+    hi = hi if hi > lo else lo + 1
+    x0, x1 = (x[0], x[-1]) if x else (0, 1)
+    span = (x1 - x0) or 1
+
+    def px(v):
+        return left + pw * (v - x0) / span
+
+    def py(v):
+        return None if v is None else top + ph - ph * (v - lo) / (hi - lo)
+
+    body = _legend(names, left, 16, width - right)
+    if dashed:
+        lx, row = _legend_places(legend, left, width - right)[-1]
+        body.append(f'<line x1="{lx:.1f}" y1="{12 + 16 * row}" x2="{lx + 10:.1f}" y2="{12 + 16 * row}" stroke="#555" '
+                    f'stroke-dasharray="3,2"/><text x="{lx + 14:.1f}" y="{16 + 16 * row}">{escape(dashed_label)}</text>')
+    body.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#999"/>'
+                f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#999"/>')
+    for v in _ticks(lo, hi):
+        y = py(v)
+        body.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{fmt(v)}</text>'
+                    f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#eee"/>')
+    for v in _ticks(x0, x0 + span, 6):
+        body.append(f'<text x="{px(v):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{fmt(v)}</text>')
+    for j, s in enumerate(names):
+        colour = PALETTE[j % len(PALETTE)]
+        for vals, dash in ((series[s], ""), (dashed.get(s), ' stroke-dasharray="6,4"')):
+            if vals is None:
+                continue
+            last = next((v for v in reversed(vals) if v is not None), None)
+            body.append(f'<path d="{_path([(px(a), py(b)) for a, b in zip(x, vals, strict=True)])}" fill="none" '
+                        f'stroke="{colour}" stroke-width="{1.5 if dash else 2}" stroke-linecap="round"{dash}>'
+                        f'<title>{escape(s)}{" " + escape(dashed_label) if dash else ""}: last {fmt(last)}</title></path>')
+    for i, a in enumerate(x):
+        lo_x = px((x[i - 1] + a) / 2) if i else left
+        hi_x = px((a + x[i + 1]) / 2) if i + 1 < len(x) else left + pw
+        tip = "; ".join(_tip(s, series[s][i], dashed.get(s), i, dashed_label) for s in names)
+        body.append(f'<rect x="{lo_x:.1f}" y="{top}" width="{max(hi_x - lo_x, 0.5):.1f}" height="{ph}" fill="transparent">'
+                    f'<title>{escape(xlabel or "x")} {fmt(a)}: {escape(tip)}</title></rect>')
+    if xlabel:
+        body.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>')
+    if ylabel:
+        body.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+                    f'text-anchor="middle">{escape(ylabel)}</text>')
+    return _svg(width, height, body, name, title)
+
+
+def _tip(name: str, value: float | None, dashed: list[float | None] | None, i: int, dashed_label: str) -> str:
+    """One series' part of a hover text: ``web 0.412 (average 0.38)``."""
+    extra = f" ({dashed_label} {fmt(dashed[i])})" if dashed is not None else ""
+    return f"{name} {fmt(value)}{extra}"

@@ -23,18 +23,20 @@ td:first-child,th:first-child{text-align:left} .muted{color:#777;font-size:12px}
 """
 
 
-def _section(title: str, *parts: str, anchor: str = "") -> str:
+def html_section(title: str, *parts: str, anchor: str = "") -> str:
+    """A titled ``<section>`` of the page (also the frame of :mod:`lakesift.doremi_report`'s section)."""
     return f'<section id="{escape(anchor)}"><h2>{escape(title)}</h2>' + "".join(parts) + "</section>"
 
 
-def _muted(text: str) -> str:
+def muted(text: str) -> str:
+    """A grey note paragraph (the text is escaped)."""
     return f'<p class="muted">{escape(text)}</p>'
 
 
 def _funnel(data: dict) -> str:
     f = data.get("funnel") or []
     if not f:
-        return _muted("No per-step statistics for this run.")
+        return muted("No per-step statistics for this run.")
     cpt = data["chars_per_token"]
     labels = ["(input)"] + [f"{x['stage']}: {x['step']}" for x in f]
     docs = [f[0]["docs_in"]] + [x["docs_out"] for x in f]
@@ -48,14 +50,14 @@ def _funnel(data: dict) -> str:
     return ("<h3>Documents</h3>"
             + hbar(labels, {"documents left": docs}, name="funnel-docs", title="documents left after each step")
             + "<h3>Tokens</h3>" + hbar(labels, {"tokens left": tokens}, name="funnel-tokens", title="tokens left after each step")
-            + _muted(f"Tokens from characters, {how}.")
+            + muted(f"Tokens from characters, {how}.")
             + f"<table><tr><th>after step</th><th>documents</th><th>tokens</th><th>of input</th></tr>{rows}</table>")
 
 
 def _reasons(data: dict) -> str:
     r = (data.get("reasons") or [])[:25]
     if not r:
-        return _muted("Nothing was dropped.")
+        return muted("Nothing was dropped.")
     labels = [f"{x['step']}: {x['reason']}" for x in r]
     return hbar(labels, {"documents dropped": [x["docs"] for x in r]}, name="reasons",
                 title="documents dropped by reason", log=True)
@@ -66,10 +68,10 @@ def _lengths(data: dict) -> str:
     per = d.get("bins_per_decade", 4)
     sets = [k for k in ("input", "filtered", "deduped") if k in d]
     if not sets:
-        return _muted("No document tables found.")
+        return muted("No document tables found.")
     keys = sorted({int(b) for k in sets for b in d[k]["length"]})
     if not keys:
-        return _muted("No documents.")
+        return muted("No documents.")
     lo, hi = min(keys), max(keys)
     bins = list(range(lo, hi + 1))
     labels = ["empty" if b < 0 else fmt(float(f"{10 ** (b / per):.2g}")) for b in bins]
@@ -89,7 +91,7 @@ def _lengths(data: dict) -> str:
 def _quality(data: dict) -> str:
     q = data.get("quality")
     if not q:
-        return _muted("The pipeline of this run has no quality_filter step.")
+        return muted("The pipeline of this run has no quality_filter step.")
     n = q["bins"]
     labels = [f"{i / n:.2f}" for i in range(n)]
     t = q.get("threshold")
@@ -98,16 +100,16 @@ def _quality(data: dict) -> str:
                     title=f"{q['key']} histogram", stacked=True, log=True, vline=vline,
                     xlabel=f"{q['key']} (bin start)", ylabel="documents")
     kept, dropped = sum(q["hist"]["kept"]), sum(q["hist"]["dropped"])
-    return chart + _muted(f"Pages that reached step {q['step']}: {kept + dropped:,}; kept {kept:,}, dropped "
+    return chart + muted(f"Pages that reached step {q['step']}: {kept + dropped:,}; kept {kept:,}, dropped "
                           f"{dropped:,} ({'<=' if q['lower_better'] else '>='} threshold keeps).")
 
 
 def _clusters(data: dict) -> str:
     c = data.get("clusters")
     if c is None:
-        return _muted("No dedup run found for this filter run.")
+        return muted("No dedup run found for this filter run.")
     if not c:
-        return _muted("The dedup run found no duplicate clusters.")
+        return muted("The dedup run found no duplicate clusters.")
     edges = [(2, 2), (3, 3), (4, 4), (5, 9), (10, 99), (100, 999), (1000, None)]
     labels = [f"{a}" if a == b else (f"{a}-{b}" if b else f"{a}+") for a, b in edges]
     methods = sorted({x["method"] for x in c})
@@ -124,19 +126,19 @@ def _clusters(data: dict) -> str:
     biggest = max(x["size"] for x in c)
     return (columns(labels, series, name="clusters", title="duplicate cluster sizes", log=True,
                     xlabel="documents in the cluster", ylabel="clusters")
-            + _muted(f"Largest cluster: {biggest:,} documents. One document of each cluster is kept."))
+            + muted(f"Largest cluster: {biggest:,} documents. One document of each cluster is kept."))
 
 
 def _mix(data: dict) -> str:
     m = data.get("mix")
     if not m:
-        return _muted("No tokenize run found.")
+        return muted("No tokenize run found.")
     names = list(m["sources"])
     written = [m["sources"][k].get("tokens_written", 0) for k in names]
     unique = [m["sources"][k].get("tokens", 0) for k in names]
     return (hbar(names, {"tokens written (after mixing)": written, "tokens in source": unique}, name="mix",
                  title="tokens per source")
-            + _muted(f"{m['name']}: {m['sequences']:,} sequences of {m['seq_len']} tokens ({fmt(m['tokens'])} tokens), "
+            + muted(f"{m['name']}: {m['sequences']:,} sequences of {m['seq_len']} tokens ({fmt(m['tokens'])} tokens), "
                      f"tokenizer {m['tokenizer']}, written to {m['out']}."))
 
 
@@ -155,6 +157,14 @@ def _samples(data: dict) -> str:
         parts.append(f"<h3>Dropped by {escape(group['step'])}: {escape(group['reason'])}</h3>")
         parts.extend(_doc(d) for d in group["docs"])
     return "".join(parts)
+
+
+def _doremi(data: dict) -> list[str]:
+    """One section per DoReMi folder of ``data["doremi"]`` (``jobs/report.py --doremi``); none without."""
+    from lakesift.doremi_report import section  # imported here: that module builds on this one's styling
+
+    folders = data.get("doremi") or []
+    return [section(d, anchor=f"doremi-{i}") for i, d in enumerate(folders, 1)]
 
 
 def render(data: dict) -> str:
@@ -177,13 +187,14 @@ def render(data: dict) -> str:
         "".join(f'<div class="kpi"><div class="muted">{escape(k)}</div><div class="v">{escape(v)}</div></div>'
                 for k, v in kpis),
         f"<table><tr><th>stage</th><th>run id</th><th>finished</th></tr>{runs_rows}</table>",
-        _section("Funnel: documents and tokens left after each step", _funnel(data), anchor="funnel"),
-        _section("Why documents were dropped", _reasons(data), anchor="reasons"),
-        _section("Document lengths and languages, before and after", _lengths(data), anchor="lengths"),
-        _section("Quality scores", _quality(data), anchor="quality"),
-        _section("Duplicate clusters", _clusters(data), anchor="clusters"),
-        _section("Tokens per source in the final mix", _mix(data), anchor="mix"),
-        _section("Sampled documents", _samples(data), anchor="samples"),
+        html_section("Funnel: documents and tokens left after each step", _funnel(data), anchor="funnel"),
+        html_section("Why documents were dropped", _reasons(data), anchor="reasons"),
+        html_section("Document lengths and languages, before and after", _lengths(data), anchor="lengths"),
+        html_section("Quality scores", _quality(data), anchor="quality"),
+        html_section("Duplicate clusters", _clusters(data), anchor="clusters"),
+        html_section("Tokens per source in the final mix", _mix(data), anchor="mix"),
+        *_doremi(data),
+        html_section("Sampled documents", _samples(data), anchor="samples"),
     ]
     payload = json.dumps(data, default=str, sort_keys=True).replace("</", "<\\/")
     title = f"Lakesift report - {f.get('run_id', '')}"
