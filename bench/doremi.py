@@ -7,7 +7,9 @@ plain training step, with and without precomputed reference losses.
 
 Data: a lake table of real text in four domains (``source``): Wikipedia articles and State of the
 Union speeches (the bundled sample), Shakespeare (tinyshakespeare) and WikiText-2, cut into
-documents of about 1,500 characters. Then ``python -m training.doremi run`` (the dataset job with one
+documents of about 1,500 characters. Model: 4 layers of width 128 over a byte-level BPE of 4,096
+pieces trained on the same text (GPT-NeoX's 50k vocabulary would make the output layer most of a
+CPU step). Then ``python -m training.doremi run`` (the dataset job with one
 stream per domain and a 10% validation set, the reference on the natural mixture, the proxy) and
 ``compare`` (three main runs, one seed, scored on the same validation set).
 
@@ -66,6 +68,34 @@ def build_lake(lake: Path, shared: Path, per_domain: int) -> None:
     print(f"lake: {len(rows):,} documents in 4 domains -> {lake / 'docs'}")
 
 
+SCALE = """name: bench-doremi
+model: {d_model: 128, n_layers: 4, n_heads: 4, vocab_size: 4096, seq_len: 128}
+total_tokens: 1000000
+global_batch: 16
+micro_batch: 8
+lr: 3.0e-3
+warmup: 10
+weight_decay: 0.033
+z_loss: 1.0e-4
+final_lr: 3.0e-5
+"""
+
+
+def small_tokenizer(shared: Path, out: Path) -> Path:
+    """A byte-level BPE of 4,096 pieces (EOS ``<|endoftext|>``) trained on the four corpora."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=4096, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpora(shared).values(), trainer)
+    path = out / "tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
 def tokens_per_s(run: Path) -> float:
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     rates = [r["tokens_per_s"] for r in recs if r.get("tokens_per_s")][1:]  # the first interval warms up
@@ -74,13 +104,16 @@ def tokens_per_s(run: Path) -> float:
 
 def main() -> int:
     a = harness.parse_args(__doc__, out="doremi", steps=200, main_steps=200, global_batch=16, per_domain=400,
-                           scale="debug-tiny")
+                           scale="")
     shared, out = Path(a.shared), Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     sys.path.insert(0, str(REPO))
     build_lake(out / "lake", shared, a.per_domain)
-    tok = shared / "data" / "tokenizers" / "gpt-neox-20b" / "20B_tokenizer.json"
+    tok = small_tokenizer(shared, out)
+    if not a.scale:  # the default: the small model above
+        a.scale = str(out / "scale.yaml")
+        Path(a.scale).write_text(SCALE, encoding="utf-8")
     py = [sys.executable, "-m", "training.doremi"]
     common = ["--scale", a.scale, "--global-batch", str(a.global_batch), "--log-every", "10"]
     secs, _ = harness.run_job([*py, "run", "--lake", str(out / "lake"), "--table", "docs", "--out", str(out / "dr"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from html import escape
 
@@ -206,11 +207,12 @@ def _comparison(obj: dict | None, uri: str) -> dict | None:
     return {"tokens": obj.get("tokens"), "steps": obj.get("steps"), "runs": runs}
 
 
-def load(folder: str) -> dict:
+def load(folder: str | os.PathLike) -> dict:
     """Everything the section shows, as JSON-able data: the trajectory by column (``steps`` and
     {domain: [value per step]} for alpha / average / lambda / excess / tokens), per-domain ``summary``,
     ``weights`` (reference / average / final, ``meta``) and ``comparison`` (None without the file).
     Raises :class:`DoremiError` naming the folder, file and line of what is missing or malformed."""
+    folder = os.fspath(folder)
     weights_file = _json_object(folder, WEIGHTS)
     listed = weights_file.get("domains") if weights_file else None
     domains, rows = _trajectory(folder, [str(d) for d in listed] if isinstance(listed, list) else None)

@@ -11,7 +11,7 @@ sequence of a group can be partial: ``remainder: drop`` drops it (its tokens are
 Mixing (DCLM's frequency semantics): a sequence of a source with frequency ``f`` is written
 ``floor(f)`` times plus once more with probability ``frac(f)``, the draw being a seeded hash of the
 sequence, so the same seed gives the same mix. ``proportions`` (or a weights file, as DoReMi writes)
-are turned into frequencies from the sources' token counts.
+are turned into frequencies from the token counts of the mixing units (sources, or domains).
 """
 
 from __future__ import annotations
@@ -96,21 +96,55 @@ def pack(token_lists: Iterable[list[int]], length: int, remainder: str, pad_id: 
             yield None, 0, len(buf)
 
 
+def chunks(token_lists: Iterable[list[int]], seq_len: int) -> int:
+    """DoReMi's "nopack" count: the sequences of ``seq_len`` tokens the documents would fill if each
+    were cut on its own, sum of ceil(len / seq_len)."""
+    return sum(-(-len(ids) // seq_len) for ids in token_lists)
+
+
 # ------------------------------------------------------------------------------------- mixing
 
 def read_weights(path: str) -> dict[str, float]:
+    """``{name: weight}`` from a JSON / YAML file: a flat mapping, ``{"weights": {…}}``, DoReMi's config
+    ``{"train_domain_weights": {…}, "eval_domain_weights": {…}}`` (the train weights) or a file that
+    has ``train_domain_weights`` beside other keys (the trainer's ``domain_weights.json``)."""
     import yaml
 
     text = Path(path).read_text(encoding="utf-8")
     data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    if isinstance(data, dict) and "weights" in data and isinstance(data["weights"], dict):
-        data = data["weights"]
-    if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
-        raise ValueError(f"{path}: expected a mapping of source name to weight")
+    for key in ("train_domain_weights", "weights"):
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+            break
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of name to weight >= 0 (flat, under weights: or "
+                         "train_domain_weights:)")
     return {str(k): float(v) for k, v in data.items()}
 
 
-def frequencies(sources: Iterable[Any], mixing: Any, tokens: dict[str, int]) -> dict[str, float]:
+def target_shares(mixing: Any) -> dict[str, float]:
+    """The proportions mode's ``{name: share}`` (summing to 1), from ``proportions`` or ``weights_file``."""
+    props = read_weights(mixing.weights_file) if mixing.weights_file else dict(mixing.proportions or {})
+    total = sum(props.values())
+    if total <= 0:
+        raise ValueError("mixing: proportions must sum to more than 0")
+    return {k: v / total for k, v in props.items()}
+
+
+def share_frequencies(shares: dict[str, float], tokens: dict[str, float], total_tokens: int | None,
+                      unit: str = "sources") -> dict[str, float]:
+    """Per mixing unit (source or domain, the keys of ``tokens``: its tokens), the frequency that writes
+    ``share x budget`` tokens of it; the budget is ``total_tokens`` or all of ``tokens``. A name of
+    ``shares`` that is not a unit is a :class:`ValueError` naming it and the known ones."""
+    unknown = set(shares) - set(tokens)
+    if unknown:
+        raise ValueError(f"mixing: proportions name unknown {unit} {sorted(unknown)} (known: {sorted(tokens)})")
+    budget = total_tokens or sum(tokens.values())
+    return {k: 0.0 if have == 0 else shares.get(k, 0.0) * budget / have for k, have in tokens.items()}
+
+
+def frequencies(sources: Iterable[Any], mixing: Any, tokens: dict[str, float]) -> dict[str, float]:
     """Per-source frequency: as configured (frequency mode), or from target token proportions.
 
     ``sources``: the config's sources (``name``, ``frequency``); ``mixing``: its mixing section
@@ -118,20 +152,8 @@ def frequencies(sources: Iterable[Any], mixing: Any, tokens: dict[str, int]) -> 
     sources = list(sources)
     if mixing.mode == "frequency":
         return {s.name: s.frequency for s in sources}
-    props = read_weights(mixing.weights_file) if mixing.weights_file else dict(mixing.proportions or {})
-    unknown = set(props) - {s.name for s in sources}
-    if unknown:
-        raise ValueError(f"mixing: proportions name unknown sources {sorted(unknown)}")
-    total_w = sum(props.values())
-    if total_w <= 0:
-        raise ValueError("mixing: proportions must sum to more than 0")
-    budget = mixing.total_tokens or sum(tokens.values())
-    out = {}
-    for s in sources:
-        share = props.get(s.name, 0.0) / total_w
-        have = tokens.get(s.name, 0)
-        out[s.name] = 0.0 if have == 0 else share * budget / have
-    return out
+    return share_frequencies(target_shares(mixing), {s.name: tokens.get(s.name, 0) for s in sources},
+                             mixing.total_tokens)
 
 
 def repeats(frequency: float, u: float) -> int:

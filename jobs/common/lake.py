@@ -52,6 +52,15 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("dtype", "string", True), ("sequences", "long", True), ("tokens", "long", True), ("shards", "int", True),
         ("sources_json", "string", True), ("config_json", "string", True), ("created_at", "timestamp", True),
     ],
+    # one row per domain of a dataset run (jobs/dataset, docs/domains.md): its counts and reference weight
+    "domain_stats": [
+        ("run_id", "string", True), ("name", "string", True), ("by", "string", True), ("domain", "string", True),
+        ("folder", "string", True), ("sources", "array<string>", True), ("documents", "long", True),
+        ("tokens", "long", True), ("chunks", "long", True), ("sequences", "long", True),
+        ("validation_sequences", "long", True), ("sequences_written", "long", True),
+        ("tokens_written", "long", True), ("frequency", "double", True), ("reference_weight", "double", True),
+        ("created_at", "timestamp", True),
+    ],
     # one row per job run (jobs.common.runs): what ran, on which table versions, and how it ended
     "_runs": [
         ("run_id", "string", False), ("job", "string", False), ("status", "string", False),

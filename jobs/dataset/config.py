@@ -1,5 +1,6 @@
 """The dataset job's config (``conf/tokenize/*.yaml``): strict models, every key documented where it is
-declared. ``output.format`` names a writer of :mod:`jobs.dataset.writers` (checked against its registry)."""
+declared. ``output.format`` names a writer of :mod:`jobs.dataset.writers` (checked against its registry);
+``domains`` is described in ``docs/domains.md``."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ class Source(StrictModel):
 
 class Mixing(StrictModel):
     mode: Literal["frequency", "proportions"] = "frequency"
-    proportions: dict[str, float] | None = None  # source -> share of written tokens
-    weights_file: str | None = None  # YAML / JSON {source: weight} (e.g. DoReMi's), normalised
+    # the names below are sources, or domains when domains.by is not source (docs/domains.md)
+    proportions: dict[str, float] | None = None  # source / domain -> share of written tokens
+    # YAML / JSON {name: weight}, {weights: {…}} or DoReMi's {train_domain_weights: {…}, …}; normalised
+    weights_file: str | None = None
     total_tokens: int | None = Field(None, gt=0)  # proportions: token budget (default: all input tokens)
 
 
@@ -71,6 +74,44 @@ class Output(StrictModel):
         return v
 
 
+class DomainRule(StrictModel):
+    match: str  # fnmatch glob (case-sensitive) on the value: a host / TLD (lowercase) or the column's value
+    domain: str = Field(min_length=1)  # the domain of a value it matches
+
+
+class Validation(StrictModel):
+    fraction: float = Field(0.0, ge=0, lt=1)  # share of each domain's sequences held out; 0: none
+    seed: int | None = None  # the held-out draw's seed (default: shuffle.seed)
+
+
+class Domains(StrictModel):
+    """What a document's domain is (DoReMi's unit of mixing) and how domains are written out."""
+
+    # source: the source's name; column: a column of the source tables; url_host / url_tld: from the URL
+    by: Literal["source", "column", "url_host", "url_tld"] = "source"
+    column: str | None = Field(None, min_length=1)  # by: column; values as strings, null / empty -> default
+    url_column: str = "url"  # by: url_host / url_tld
+    rules: list[DomainRule] = []  # by: column / url_*; the first rule matching the value names the domain
+    rules_only: bool = False  # a value no rule matches: default (else the value is its own domain)
+    default: str = Field("other", min_length=1)  # the domain of a missing / empty / unparseable value
+    layout: Literal["single", "streams"] = "single"  # streams: also OUT/domains/<domain>/ per domain
+    validation: Validation = Validation()  # held out into OUT/validation/ (one MDS dataset per domain)
+    reference: Literal["tokens", "chunks"] = "tokens"  # the count behind reference_weights.json
+    epochs: dict[str, float] = {}  # domain -> multiplier of its reference count (default 1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.by == "column") != (self.column is not None):
+            raise ValueError("column: set it for by: column, and only then")
+        if self.by == "source" and self.rules:
+            raise ValueError("rules: not for by: source (a source's domain is its name)")
+        if self.rules_only and not self.rules:
+            raise ValueError("rules_only: needs rules")
+        if any(v < 0 for v in self.epochs.values()):
+            raise ValueError("epochs: multipliers must be >= 0")
+        return self
+
+
 class DatasetConfig(StrictModel):
     name: str = "dataset"
     sources: list[Source]
@@ -80,6 +121,9 @@ class DatasetConfig(StrictModel):
     packing: Packing = Packing()
     shuffle: Shuffle = Shuffle()
     output: Output = Output()
+    # domains: how documents are grouped for DoReMi-style mixing; given (even {}), the run also writes
+    # the domain records (manifest domains, reference_weights.json, domain_stats); docs/domains.md
+    domains: Domains = Domains()
 
     @model_validator(mode="after")
     def _unique_sources(self):
@@ -90,4 +134,17 @@ class DatasetConfig(StrictModel):
             raise ValueError(f"sources: duplicate source names {names}")
         if self.mixing.mode == "proportions" and not (self.mixing.proportions or self.mixing.weights_file):
             raise ValueError("mixing: proportions mode needs proportions or weights_file")
+        d = self.domains
+        if (d.layout == "streams" or d.validation.fraction > 0) and self.output.format != "mds":
+            raise ValueError("domains: layout streams and validation write MDS datasets (output.format: mds)")
         return self
+
+    @property
+    def domains_given(self) -> bool:
+        """Whether the config has a ``domains`` section: the run then writes the domain records."""
+        return "domains" in self.model_fields_set
+
+    def record(self, **dump) -> dict:
+        """The config as runs record it (fingerprint, manifest, ``datasets``, ``_runs``): without a
+        ``domains`` section that was not given, so such a config records, and its run id reads, as before."""
+        return self.model_dump(exclude=None if self.domains_given else {"domains"}, **dump)

@@ -83,7 +83,8 @@ def decontaminate(spark, docs, d, index, index_path: str, persisted: list):
 
     name = ship_file(spark, index_path)
     checked = docs.mapInArrow(decontam_task(name, d.lowercase),
-                              "doc_id string, text string, source string, _matched long, _hits array<long>") \
+                              "doc_id string, text string, source string, domain string, _matched long, "
+                              "_hits array<long>") \
         .persist(StorageLevel.MEMORY_AND_DISK)
     persisted.append(checked)
     bad = F.col("_matched") >= d.min_matches
@@ -98,7 +99,7 @@ def decontaminate(spark, docs, d, index, index_path: str, persisted: list):
         found, touched = per_task.get(t, (0, 0))
         report.append({"task": task_name, "examples": index.examples[t], "too_short": index.too_short[t],
                        "examples_found": int(found), "documents_touched": int(touched)})
-    kept = (checked.filter(~bad) if d.action == "drop" else checked).select("doc_id", "text", "source")
+    kept = (checked.filter(~bad) if d.action == "drop" else checked).select("doc_id", "text", "source", "domain")
     log.info(kv(contaminated_documents=n_bad, action=d.action,
                 tasks_touched=sum(1 for c in report if c["documents_touched"])))
     return kept, n_bad, report

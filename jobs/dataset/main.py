@@ -14,16 +14,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.common import runs
-from jobs.common.job import Context, Job
-from jobs.dataset import NAME
+from jobs.common.job import Context, Job, UsageError
+from jobs.dataset import NAME, log
+from jobs.dataset import domains as D
 from jobs.dataset.config import DatasetConfig
 from jobs.dataset.decontam import build_index, decontaminate, eval_files
-from jobs.dataset.manifest import Result, datasets_row, manifest, print_summary, source_facts, write_manifest
-from jobs.dataset.mix import mix
-from jobs.dataset.pack import tokenize_and_pack
+from jobs.dataset.manifest import (
+    Result,
+    datasets_row,
+    domain_facts,
+    domain_stats_rows,
+    manifest,
+    print_summary,
+    source_facts,
+    validation_seed,
+    with_domain,
+    write_manifest,
+    write_reference_weights,
+)
+from jobs.dataset.mix import hold_out, mix, sequences
+from jobs.dataset.pack import Counts, tokenize_and_pack
 from jobs.dataset.shuffle import shuffle
 from jobs.dataset.write import check_out, clear_out, write
 from jobs.dataset.writers import WRITERS
+from jobs.dataset.writers.mds import MDSStreamsWriter
 from lakesift.config import ConfigError
 from lakesift.io import is_local, local_path
 
@@ -41,22 +55,68 @@ class Request:
     eval_note: str | None  # why decontamination is skipped, logged when the run starts
 
 
-def read_sources(ctx: Context, sources):
-    """``(documents (doc_id, text, source) of every source, {source: table version read})``; each table
-    read once, pinned to one version, whichever sources name it; :class:`UsageError` for a missing one."""
+def read_sources(ctx: Context, sources, d):
+    """``(documents (doc_id, text, source, domain) of every source, {source: table version read})``; each
+    table read once, pinned to one version, whichever sources name it; :class:`UsageError` for a missing
+    table, or one without the column the domains (``d``) are read from."""
     from pyspark.sql import functions as F
 
     frames, versions, reads = [], {}, {}
+    need = D.source_column(d)
     for s in sources:
         if s.table not in reads:
             reads[s.table] = ctx.read(s.table, f"source {s.name}")
         df, versions[s.name] = reads[s.table]
+        if need is not None and need.lower() not in {c.lower() for c in df.columns}:
+            key = "column" if d.by == "column" else "url_column"
+            raise UsageError(f"no column {need!r} in table {s.table} (source {s.name}, domains.{key})")
         frames.append(df.select(F.col(s.id_column).cast("string").alias("doc_id"), F.col(s.text_column).alias("text"),
-                                F.lit(s.name).alias("source")))
+                                F.lit(s.name).alias("source"), D.domain_column(d, s.name).alias("domain")))
     docs = frames[0]
     for f in frames[1:]:
         docs = docs.unionByName(f)
     return docs, versions
+
+
+def check_mixing_and_domains(cfg) -> None:
+    """What the config alone shows wrong about mixing and domains (ValueError), before Spark starts:
+    a weights file that cannot be read, names that are not sources, or not domains when the config
+    decides the domains, folders that would collide."""
+    from udfs.tokenizing import frequencies, share_frequencies, target_shares
+
+    known = D.known_domains(cfg)
+    if D.mixing_unit(cfg) == "source":  # token counts: any
+        frequencies(cfg.sources, cfg.mixing, {s.name: 1 for s in cfg.sources})
+    else:
+        shares = target_shares(cfg.mixing)
+        if known is not None:
+            share_frequencies(shares, dict.fromkeys(known, 1), None, "domains")
+    if known is not None:
+        D.check_names(cfg.domains.epochs, known, "domains.epochs")
+        if D.writes_folders(cfg):
+            D.folders(known)
+
+
+def unit_frequencies(cfg, plan: D.Plan, per_domain: dict, held: dict) -> dict[str, float]:
+    """Per mixing unit (``plan.unit``), its frequency; proportions weigh each unit by the tokens of its
+    training sequences (its documents' tokens times the share of its sequences not held out).
+    :class:`ConfigError` for proportions naming domains the data does not have."""
+    from udfs.tokenizing import frequencies, share_frequencies, target_shares
+
+    part = 0 if plan.unit == "source" else 1
+    totals = {n: Counts() for n in (plan.names if part else [])}
+    held_by = dict.fromkeys(totals, 0)
+    for key, c in per_domain.items():
+        totals[key[part]] = totals.get(key[part], Counts()) + c
+        held_by[key[part]] = held_by.get(key[part], 0) + held.get(key, 0)
+    tokens = {n: c.tokens * (c.sequences - held_by[n]) / c.sequences if held_by[n] else c.tokens
+              for n, c in totals.items()}
+    if plan.unit == "source":
+        return frequencies(cfg.sources, cfg.mixing, tokens)  # its errors were found by configure
+    try:
+        return share_frequencies(target_shares(cfg.mixing), tokens, cfg.mixing.total_tokens, "domains")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class DatasetJob(Job):
@@ -78,14 +138,14 @@ class DatasetJob(Job):
                 "shuffle.seed": args.seed}
 
     def configure(self, args) -> Request:
-        from udfs.tokenizing import frequencies, resolve_tokenizer, tokenizer_info
+        from udfs.tokenizing import resolve_tokenizer, tokenizer_info
 
         cfg = super().configure(args)
         try:
             tok_json = resolve_tokenizer(cfg.tokenizer.name)
             tinfo = tokenizer_info(tok_json, cfg.tokenizer.eos_token)
-            # proportions / a weights file that cannot work fail now, not after tokenizing (token counts: any)
-            frequencies(cfg.sources, cfg.mixing, {s.name: 1 for s in cfg.sources})
+            # proportions / a weights file / domains that cannot work fail now, not after tokenizing
+            check_mixing_and_domains(cfg)
         except (ValueError, OSError) as exc:
             raise ConfigError(str(exc)) from None
         vocab = tinfo["vocab_size"]
@@ -98,31 +158,37 @@ class DatasetJob(Job):
         return Request(cfg, out, tok_json, tinfo, dtype, files, note)
 
     def run_config(self, ctx: Context) -> dict:
-        return {"config": ctx.args.config, "resolved": ctx.cfg.cfg.model_dump(mode="json")}
+        return {"config": ctx.args.config, "resolved": ctx.cfg.cfg.record(mode="json")}
 
     def run(self, ctx: Context) -> None:
         req, spark = ctx.cfg, ctx.spark
         cfg = req.cfg
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "256")
-        docs, versions = read_sources(ctx, cfg.sources)
-        writer = WRITERS[cfg.output.format](req.out, cfg.output, req.dtype, cfg.packing.seq_len + 1)
+        docs, versions = read_sources(ctx, cfg.sources, cfg.domains)
         ctx.output(cfg.output.format, req.out)
         ctx.output("datasets")
-        fp = runs.fingerprint(cfg, req.tinfo["sha1"])
+        if cfg.domains_given:
+            ctx.output("domain_stats")
+        fp = runs.fingerprint(cfg.record(mode="json"), req.tinfo["sha1"])
         ctx.start(runs.run_id(NAME, cfg.name, fp, {s.table: versions[s.name] for s in cfg.sources}))
-        r = self.stages(ctx, req, docs, versions, writer)
+        r = self.stages(ctx, req, docs, versions)
         sources = source_facts(cfg, r)
-        write_manifest(req.out, manifest(req, r, ctx.run.id, ctx.run.started_at, sources))
+        domains = domain_facts(cfg, r) if cfg.domains_given else None
+        write_manifest(req.out, manifest(req, r, ctx.run.id, ctx.run.started_at, sources, domains))
         ctx.lake.replace_run_rows(spark, datasets_row(spark, req, r, ctx.run.id, sources), "datasets", ctx.run.id)
-        print_summary(req, r, sources)
+        if domains is not None:
+            write_reference_weights(req.out, domains)
+            ctx.lake.replace_run_rows(spark, domain_stats_rows(spark, req, ctx.run.id, domains), "domain_stats",
+                                      ctx.run.id)
+        print_summary(req, r, sources, domains)
         tokens = r.sequences * (cfg.packing.seq_len + 1)
         ctx.done(documents=sum(s["documents"] for s in sources.values()), sequences=r.sequences, tokens=tokens,
                  shards=r.facts["shards"])
 
-    def stages(self, ctx: Context, req: Request, docs, versions: dict, writer) -> Result:
-        """Decontaminate, tokenize + pack, mix, shuffle, write: the facts for the manifest."""
-        from udfs.tokenizing import frequencies
-
+    def stages(self, ctx: Context, req: Request, docs, versions: dict) -> Result:
+        """Decontaminate, tokenize + pack, plan the domains, hold out, mix, shuffle, write: the facts for
+        the manifest. The output folder is cleared only once the plan and the frequencies stand, so a
+        request refused on what packing counted leaves it untouched."""
         cfg, spark = req.cfg, ctx.spark
         d = cfg.decontamination
         persisted: list = []  # DataFrames cached by the stages, unpersisted once the shards are written
@@ -133,22 +199,57 @@ class DatasetJob(Job):
                 index, index_path = build_index(req.eval_files, d, work)
             elif req.eval_note:
                 ctx.log.warning(req.eval_note)
-            clear_out(req.out)
             flagged, report = 0, None
             if index is not None:
                 docs, flagged, report = decontaminate(spark, docs, d, index, index_path, persisted)
-            packed, per_source = tokenize_and_pack(docs, cfg, req.tok_json, req.tinfo, persisted, ctx.run.started_at)
-            tokens = {s.name: int(per_source[s.name].tokens) if s.name in per_source else 0 for s in cfg.sources}
-            freq = frequencies(cfg.sources, cfg.mixing, tokens)  # its errors were found by configure
-            shuffled, n_written, n_groups = shuffle(mix(packed, cfg.sources, freq, cfg.shuffle.seed), cfg.shuffle)
+            packed, per_domain = tokenize_and_pack(docs, cfg, req.tok_json, req.tinfo, persisted, ctx.run.started_at)
+            plan = D.plan(cfg, per_domain)
+            train = sequences(packed, cfg.sources, plan.local_index, cfg.packing.groups)
+            held, n_held = None, {}
+            if cfg.domains.validation.fraction > 0:
+                train, held = hold_out(train, cfg.domains.validation.fraction, validation_seed(cfg))
+                n_held = {(r.source, r.domain): int(r["count"]) for r in held.groupBy("source", "domain").count()
+                          .collect()}
+            freq = unit_frequencies(cfg, plan, per_domain, n_held)
+            clear_out(req.out)
+            shuffled, n_written, n_groups = shuffle(mix(train, plan.unit, freq, cfg.shuffle.seed), cfg.shuffle)
+            writer = self.writer(req, req.out, plan, cfg.domains.layout == "streams")
             w = write(spark, shuffled, writer, n_written, n_groups)
-            facts = writer.finalize(w.groups)
+            facts = writer.finalize(w.groups, w.parts)
+            validation = None
+            if held is not None:
+                validation = self.write_validation(spark, req, held, plan)
         finally:
             for df in persisted:
                 df.unpersist()
             shutil.rmtree(work, ignore_errors=True)
-        return Result(versions, per_source, freq, w.per_source, n_written, n_groups, w.seconds, facts,
-                      index.tasks if index is not None else None, flagged, report)
+        return Result(versions, per_domain, plan, freq, w.per_source, w.per_domain, n_held, n_written, n_groups,
+                      w.seconds, facts, validation, index.tasks if index is not None else None, flagged, report)
+
+    @staticmethod
+    def writer(req: Request, out: str, plan: D.Plan, streams: bool):
+        """The shard writer into ``out``: the configured format, or one MDS dataset per domain."""
+        cfg, length = req.cfg, req.cfg.packing.seq_len + 1
+        if streams:
+            return MDSStreamsWriter(out, cfg.output, req.dtype, length,
+                                    {n: f"domains/{f}" for n, f in plan.folders.items()})
+        return WRITERS[cfg.output.format](out, cfg.output, req.dtype, length, with_domain(cfg))
+
+    def write_validation(self, spark, req: Request, held, plan: D.Plan) -> dict:
+        """Shuffle and write the held-out sequences (once each) to ``OUT/validation``, a dataset per domain."""
+        from pyspark.sql import functions as F
+
+        cfg, length = req.cfg, req.cfg.packing.seq_len + 1
+        out = f"{req.out.rstrip('/')}/validation"
+        shuffled, n, n_groups = shuffle(held.withColumn("rep", F.lit(0)), cfg.shuffle)
+        facts = {"fraction": cfg.domains.validation.fraction, "seed": validation_seed(cfg), "folder": "validation",
+                 "sequences": n, "tokens": n * length, "shards": 0, "shard_groups": 0}
+        if n == 0:
+            log.warning("domains.validation: no sequence drawn for validation; no OUT/validation written")
+            return facts
+        writer = self.writer(req, out, plan, True)
+        w = write(spark, shuffled, writer, n, n_groups, "validation shard groups")
+        return {**facts, **writer.finalize(w.groups, w.parts), "shard_groups": n_groups}
 
 
 job = DatasetJob()

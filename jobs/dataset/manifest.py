@@ -1,5 +1,7 @@
 """What a dataset run records and prints: ``OUT/manifest.json``, its row of the ``datasets`` table and
-the summary on stdout, all from one :class:`Result`."""
+the summary on stdout, all from one :class:`Result`; with a ``domains`` section also the domains'
+records: ``domains`` / ``domain_config`` in the manifest, ``OUT/reference_weights.json`` (DoReMi's
+config format) and the run's rows of the ``domain_stats`` table."""
 
 from __future__ import annotations
 
@@ -7,44 +9,99 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from jobs.dataset.domains import Plan, reference_weights
+from jobs.dataset.pack import Counts
+
 
 @dataclass
 class Result:
     """The facts the stages established."""
 
     versions: dict[str, int]  # source name -> Delta version read
-    per_source: dict  # source name -> Row(documents, tokens, padding, dropped, sequences)
-    freq: dict[str, float]  # source name -> mixing frequency
+    per_domain: dict[tuple[str, str], Counts]  # (source, domain) -> what packing counted
+    plan: Plan
+    freq: dict[str, float]  # mixing unit (plan.unit: source / domain) -> mixing frequency
     written: dict[str, int]  # source name -> sequences written
+    written_domains: dict[str, int]  # domain -> sequences written
+    held: dict[tuple[str, str], int]  # (source, domain) -> sequences held out for validation
     sequences: int  # written in all
     shard_groups: int
     write_seconds: float
     facts: dict  # the writer's (finalize): shards, …
+    validation: dict | None = None  # the validation set (sequences, shards, shard_groups); None: none
     eval_tasks: list[str] | None = None  # None: no decontamination
     flagged: int = 0  # documents contaminated
     contamination: list[dict] | None = None  # per eval task
 
 
+def _totals(per_domain: dict, part: int) -> dict[str, Counts]:
+    """Counts summed by source (``part`` 0) or by domain (1)."""
+    out: dict[str, Counts] = {}
+    for key, c in per_domain.items():
+        out[key[part]] = out.get(key[part], Counts()) + c
+    return out
+
+
 def source_facts(cfg, r: Result) -> dict:
     length = cfg.packing.seq_len + 1
+    totals = _totals(r.per_domain, 0)
     out = {}
     for s in cfg.sources:
-        row = r.per_source.get(s.name)
+        c = totals.get(s.name, Counts())
         out[s.name] = {
-            "table": s.table, "table_version": r.versions[s.name], "frequency": round(r.freq[s.name], 6),
-            "documents": int(row.documents) if row else 0, "tokens": int(row.tokens) if row else 0,
-            "sequences": int(row.sequences) if row else 0, "padding_tokens": int(row.padding) if row else 0,
-            "dropped_tail_tokens": int(row.dropped) if row else 0,
-            "sequences_written": int(r.written.get(s.name, 0)),
+            "table": s.table, "table_version": r.versions[s.name],
+            "frequency": round(r.freq[s.name], 6) if r.plan.unit == "source" else None,
+            "documents": c.documents, "tokens": c.tokens, "sequences": c.sequences, "padding_tokens": c.padding,
+            "dropped_tail_tokens": c.dropped, "sequences_written": int(r.written.get(s.name, 0)),
             "tokens_written": int(r.written.get(s.name, 0)) * length,
         }
     return out
 
 
-def manifest(req, r: Result, run_id: str, started: datetime, sources: dict) -> dict:
+def domain_facts(cfg, r: Result) -> dict:
+    """Per domain: its folder (under OUT and OUT/validation), sources, counts and reference weight."""
+    length, d = cfg.packing.seq_len + 1, cfg.domains
+    totals = _totals(r.per_domain, 1)
+    counts = {n: totals.get(n, Counts()) for n in r.plan.names}
+    weights = reference_weights({n: getattr(c, d.reference) for n, c in counts.items()}, d.epochs)
+    out = {}
+    for n, c in counts.items():
+        written = int(r.written_domains.get(n, 0))
+        out[n] = {
+            "folder": f"domains/{r.plan.folders[n]}" if r.plan.folders else None,
+            "sources": sorted(s for s, dom in r.per_domain if dom == n),
+            "documents": c.documents, "tokens": c.tokens, "chunks": c.chunks, "sequences": c.sequences,
+            "validation_sequences": sum(v for (_, dom), v in r.held.items() if dom == n),
+            "sequences_written": written, "tokens_written": written * length,
+            "frequency": round(r.freq[n], 6) if r.plan.unit == "domain" else None,
+            "reference_weight": weights[n],
+        }
+    return out
+
+
+def domain_config(cfg, r: Result) -> dict:
+    d = cfg.domains
+    return {"by": d.by, "column": d.column if d.by == "column" else None,
+            "url_column": d.url_column if d.by.startswith("url_") else None, "default": d.default,
+            "layout": d.layout, "validation_fraction": d.validation.fraction,
+            "validation_seed": validation_seed(cfg), "reference": d.reference, "mixing_unit": r.plan.unit,
+            "sample_domain": with_domain(cfg)}
+
+
+def validation_seed(cfg) -> int:
+    v = cfg.domains.validation
+    return v.seed if v.seed is not None else cfg.shuffle.seed
+
+
+def with_domain(cfg) -> bool:
+    """Whether training samples carry a ``domain`` field (validation samples always do)."""
+    return cfg.domains.by != "source" or cfg.domains.layout == "streams"
+
+
+def manifest(req, r: Result, run_id: str, started: datetime, sources: dict, domains: dict | None) -> dict:
     cfg, p = req.cfg, req.cfg.packing
     length = p.seq_len + 1
-    return {
+    m = {
         "run_id": run_id, "name": cfg.name, "created_at": started.isoformat(), "out": req.out,
         "tokenizer": {"name": cfg.tokenizer.name, **req.tinfo, "append_eos": cfg.tokenizer.append_eos},
         "seq_len": p.seq_len, "sequence_tokens": length, "dtype": req.dtype, "remainder": p.remainder,
@@ -52,14 +109,28 @@ def manifest(req, r: Result, run_id: str, started: datetime, sources: dict) -> d
         "shard_groups": r.shard_groups, "sources": sources,
         "decontamination": {"enabled": r.eval_tasks is not None, "documents_flagged": int(r.flagged),
                             "action": cfg.decontamination.action, "tasks": r.contamination or []},
-        "config": cfg.model_dump(),
+        "config": cfg.record(),
     }
+    if domains is not None:
+        m.update(domains=domains, domain_config=domain_config(cfg, r))
+        if r.validation is not None:
+            m["validation"] = r.validation
+    return m
 
 
 def write_manifest(out: str, m: dict) -> None:
     from lakesift.io import write_text
 
     write_text(f"{out.rstrip('/')}/manifest.json", json.dumps(m, indent=2, sort_keys=True) + "\n")
+
+
+def write_reference_weights(out: str, domains: dict) -> None:
+    """``OUT/reference_weights.json`` in DoReMi's config format (train and eval weights: the reference)."""
+    from lakesift.io import write_text
+
+    w = {n: f["reference_weight"] for n, f in sorted(domains.items())}
+    write_text(f"{out.rstrip('/')}/reference_weights.json",
+               json.dumps({"train_domain_weights": w, "eval_domain_weights": w}, indent=2) + "\n")
 
 
 def datasets_row(spark, req, r: Result, run_id: str, sources: dict):
@@ -69,11 +140,26 @@ def datasets_row(spark, req, r: Result, run_id: str, sources: dict):
     cfg, length = req.cfg, req.cfg.packing.seq_len + 1
     row = (run_id, cfg.name, req.out, cfg.tokenizer.name, req.tinfo["sha1"], cfg.packing.seq_len, req.dtype,
            int(r.sequences), int(r.sequences) * length, r.facts["shards"], json.dumps(sources, sort_keys=True),
-           json.dumps(cfg.model_dump(), sort_keys=True), datetime.now(UTC))
+           json.dumps(cfg.record(), sort_keys=True), datetime.now(UTC))
     return spark.createDataFrame([row], schema("datasets"))
 
 
-def print_summary(req, r: Result, sources: dict) -> None:
+def domain_stats_rows(spark, req, run_id: str, domains: dict):
+    """The run's rows of the ``domain_stats`` table (one per domain), as a DataFrame."""
+    from jobs.common.lake import schema
+
+    cfg, now = req.cfg, datetime.now(UTC)
+    rows = [(run_id, cfg.name, cfg.domains.by, n, f["folder"], f["sources"], f["documents"], f["tokens"],
+             f["chunks"], f["sequences"], f["validation_sequences"], f["sequences_written"], f["tokens_written"],
+             f["frequency"], f["reference_weight"], now) for n, f in sorted(domains.items())]
+    return spark.createDataFrame(rows, schema("domain_stats"))
+
+
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def print_summary(req, r: Result, sources: dict, domains: dict | None) -> None:
     cfg, length = req.cfg, req.cfg.packing.seq_len + 1
     print(f"\n=== tokenize: {cfg.name} -> {req.out} ===")
     if r.eval_tasks is not None:
@@ -84,8 +170,21 @@ def print_summary(req, r: Result, sources: dict) -> None:
               + (", ".join(f"{c['task']} {c['examples_found']}" for c in found[:8]) if found else "none"))
     print(f"{'source':16s} {'docs':>8s} {'tokens':>12s} {'freq':>6s} {'sequences':>10s} {'written':>9s}")
     for name, s in sources.items():
-        print(f"{name:16s} {s['documents']:8d} {s['tokens']:12d} {s['frequency']:6.2f} {s['sequences']:10d} "
-              f"{s['sequences_written']:9d}")
+        print(f"{name:16s} {s['documents']:8d} {s['tokens']:12d} {_num(s['frequency'], '6.2f'):>6s} "
+              f"{s['sequences']:10d} {s['sequences_written']:9d}")
+    if domains is not None:
+        d = cfg.domains
+        print(f"domains by {d.by} ({d.layout}; reference weights from {d.reference}):")
+        print(f"{'domain':24s} {'docs':>8s} {'tokens':>12s} {'chunks':>8s} {'freq':>6s} {'sequences':>10s} "
+              f"{'held out':>8s} {'written':>9s} {'ref w':>7s}")
+        for name, f in domains.items():
+            print(f"{name[:24]:24s} {f['documents']:8d} {f['tokens']:12d} {f['chunks']:8d} "
+                  f"{_num(f['frequency'], '6.2f'):>6s} {f['sequences']:10d} {f['validation_sequences']:8d} "
+                  f"{f['sequences_written']:9d} {f['reference_weight']:7.4f}")
     n = r.sequences
     print(f"{n} sequences of {length} tokens ({n * length:,} tokens, {req.dtype}) in "
           f"{r.facts['shards']} shards, {r.shard_groups} shard groups; written in {r.write_seconds:.1f} s")
+    if r.validation is not None:
+        v = r.validation
+        print(f"validation: {v['sequences']} sequences held out ({cfg.domains.validation.fraction:g}) in "
+              f"{v['shards']} shards under {req.out.rstrip('/')}/validation")

@@ -1,25 +1,44 @@
-"""Stage 3, tokenize + pack: per (source, packing group), documents in id order, each document's tokens
-plus EOS concatenated and cut into sequences of ``seq_len + 1`` tokens (``udfs.tokenizing``)."""
+"""Stage 3, tokenize + pack: per (source, domain, packing group), documents in id order, each document's
+tokens plus EOS concatenated and cut into sequences of ``seq_len + 1`` tokens (``udfs.tokenizing``); a
+sequence never mixes domains. The counts per (source, domain) come back to the driver as :class:`Counts`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from jobs.dataset import log
 from lakesift.log import kv
 
-PACKED_SCHEMA = ("source string, grp int, seq_index int, tokens array<int>, pad int, dropped long, docs long, "
-                 "group_tokens long")
+PACKED_SCHEMA = ("source string, domain string, grp int, seq_index int, tokens array<int>, pad int, dropped long, "
+                 "docs long, group_tokens long, group_chunks long")
 
 
-def packed_batch(key: tuple[str, int], token_lists: list[list[int]], length: int, remainder: str, pad_id: int):
-    """One packing group's sequences as an Arrow batch (``PACKED_SCHEMA``). The first row carries the
-    group's document and token counts (the tail row, with ``tokens`` null when the remainder is
-    dropped, keeps them even for a group shorter than one sequence)."""
+@dataclass
+class Counts:
+    """What packing counted for a source, a domain or a (source, domain)."""
+
+    documents: int = 0
+    tokens: int = 0  # the documents' tokens (EOS included)
+    chunks: int = 0  # sum of ceil(document tokens / seq_len): DoReMi's "nopack" count
+    padding: int = 0
+    dropped: int = 0  # tail tokens dropped (remainder: drop)
+    sequences: int = 0  # full sequences packed (before hold-out and mixing)
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+def packed_batch(key: tuple[str, int], token_lists: list[list[int]], length: int, remainder: str, pad_id: int,
+                 domain: str | None = None):
+    """One packing group's sequences as an Arrow batch (``PACKED_SCHEMA``); ``key`` is (source, group),
+    ``domain`` the group's domain (default: the source's name). The first row carries the group's
+    document, token and chunk counts (the tail row, with ``tokens`` null when the remainder is dropped,
+    keeps them even for a group shorter than one sequence)."""
     import numpy as np
     import pyarrow as pa
 
-    from udfs.tokenizing import pack
+    from udfs.tokenizing import chunks, pack
 
     src, grp = key
     seqs, pads, drops = [], [], []
@@ -38,40 +57,49 @@ def packed_batch(key: tuple[str, int], token_lists: list[list[int]], length: int
     offsets.append(at)
     tokens = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, mask=pa.array(mask))
     first = [1] + [0] * (n - 1)
+    n_chunks = chunks(token_lists, length - 1)
     return pa.RecordBatch.from_arrays(
-        [pa.array([src] * n, pa.string()), pa.array([grp] * n, pa.int32()), pa.array(range(n), pa.int32()),
+        [pa.array([src] * n, pa.string()), pa.array([src if domain is None else domain] * n, pa.string()),
+         pa.array([grp] * n, pa.int32()), pa.array(range(n), pa.int32()),
          tokens, pa.array(pads, pa.int32()), pa.array(drops, pa.int64()),
          pa.array([len(token_lists) * f for f in first], pa.int64()),
-         pa.array([sum(len(t) for t in token_lists) * f for f in first], pa.int64())],
-        names=["source", "grp", "seq_index", "tokens", "pad", "dropped", "docs", "group_tokens"])
+         pa.array([sum(len(t) for t in token_lists) * f for f in first], pa.int64()),
+         pa.array([n_chunks * f for f in first], pa.int64())],
+        names=["source", "domain", "grp", "seq_index", "tokens", "pad", "dropped", "docs", "group_tokens",
+               "group_chunks"])
 
 
 def pack_task(tok_json: str, eos_id: int | None, batch_size: int, length: int, remainder: str, pad_id: int):
-    """``mapInArrow``: documents sorted by (source, group, doc id) in, packed sequences out, a batch per
-    (source, group)."""
+    """``mapInArrow``: documents sorted by (source, domain, group, doc id) in, packed sequences out, a batch
+    per (source, domain, group)."""
 
     def task(batches):
         from udfs.tokenizing import encode, load_tokenizer
 
+        def group(key, token_lists):
+            src, dom, grp = key
+            return packed_batch((src, grp), token_lists, length, remainder, pad_id, dom)
+
         tok = load_tokenizer(tok_json)
-        current, pending = None, []  # a (source, group) run may span batches
+        current, pending = None, []  # a (source, domain, group) run may span batches
         for b in batches:
             cols = b.to_pydict()
             ids = encode(tok, [t or "" for t in cols["text"]], eos_id, batch_size)
-            for src, grp, toks in zip(cols["source"], cols["grp"], ids, strict=True):
-                if (src, grp) != current:
+            keys = zip(cols["source"], cols["domain"], cols["grp"], strict=True)
+            for key, toks in zip(keys, ids, strict=True):
+                if key != current:
                     if current is not None:
-                        yield packed_batch(current, pending, length, remainder, pad_id)
-                    current, pending = (src, grp), []
+                        yield group(current, pending)
+                    current, pending = key, []
                 pending.append(toks)
         if current is not None:
-            yield packed_batch(current, pending, length, remainder, pad_id)
+            yield group(current, pending)
 
     return task
 
 
 def tokenize_and_pack(docs, cfg, tok_json: str, tinfo: dict, persisted: list, started: datetime):
-    """``(packed sequences, {source: Row(documents, tokens, padding, dropped, sequences)})``; the
+    """``(packed sequences, {(source, domain): Counts})`` of documents (doc_id, text, source, domain); the
     packed DataFrame is cached (appended to ``persisted``). ``started``: the run's start, for the log."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -80,17 +108,20 @@ def tokenize_and_pack(docs, cfg, tok_json: str, tinfo: dict, persisted: list, st
     pad_id = p.pad_token_id if p.pad_token_id is not None else tinfo["eos_id"]
     eos = tinfo["eos_id"] if cfg.tokenizer.append_eos else None
     grouped = (docs.withColumn("grp", F.pmod(F.xxhash64("doc_id"), F.lit(p.groups)).cast("int"))
-               .repartition(max(2, min(p.groups * len(cfg.sources), 200)), "source", "grp")
-               .sortWithinPartitions("source", "grp", "doc_id"))
+               .repartition(max(2, min(p.groups * len(cfg.sources), 200)), "source", "domain", "grp")
+               .sortWithinPartitions("source", "domain", "grp", "doc_id"))
     packed = grouped.mapInArrow(
         pack_task(tok_json, eos, cfg.tokenizer.batch_size, p.seq_len + 1, p.remainder, pad_id),
         PACKED_SCHEMA).persist(StorageLevel.MEMORY_AND_DISK)
     persisted.append(packed)
-    per_source = {r.source: r for r in packed.groupBy("source").agg(
-        F.sum("docs").alias("documents"), F.sum("group_tokens").alias("tokens"),
-        F.sum("pad").alias("padding"), F.sum("dropped").alias("dropped"),
-        F.count(F.col("tokens")).alias("sequences")).collect()}
-    log.info(kv(phase="tokenize+pack", sequences=sum(int(r.sequences) for r in per_source.values()),
-                tokens=sum(int(r.tokens) for r in per_source.values()),
+    per_domain = {(r.source, r.domain): Counts(int(r.documents), int(r.tokens), int(r.chunks), int(r.padding),
+                                               int(r.dropped), int(r.sequences))
+                  for r in packed.groupBy("source", "domain").agg(
+                      F.sum("docs").alias("documents"), F.sum("group_tokens").alias("tokens"),
+                      F.sum("group_chunks").alias("chunks"), F.sum("pad").alias("padding"),
+                      F.sum("dropped").alias("dropped"), F.count(F.col("tokens")).alias("sequences")).collect()}
+    log.info(kv(phase="tokenize+pack", domains=len({d for _, d in per_domain}),
+                sequences=sum(c.sequences for c in per_domain.values()),
+                tokens=sum(c.tokens for c in per_domain.values()),
                 seconds=round((datetime.now(UTC) - started).total_seconds(), 1)))
-    return packed, per_source
+    return packed, per_domain

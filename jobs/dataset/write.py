@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from lakesift.config import ConfigError
 from lakesift.io import is_local, local_path
 from lakesift.log import kv
 
-WRITTEN_SCHEMA = "shard_group long, samples long, per_source string"
+WRITTEN_SCHEMA = "shard_group long, samples long, per_source string, per_domain string"
 
 
 def _remote(out: str):
@@ -53,38 +54,43 @@ def clear_out(out: str) -> None:
         fs.rm(root, recursive=True)
 
 
-def write_task(writer, dtype: str, write_ids: bool):
-    """``mapInArrow``: rows sorted by shard group in; one row per group written out (its sample count),
-    the task's samples per source on the first."""
+def write_task(writer):
+    """``mapInArrow``: rows (shard_group, tokens, seq_id, source, domain) sorted by shard group in; one
+    row per group written out: its sample count and its samples per source and per domain (JSON)."""
 
     def task(batches):
         import numpy as np
         import pyarrow as pa
 
-        current, written = None, []
-        per_source: dict[str, int] = {}
+        write_ids, dtype = writer.output.write_ids, writer.dtype
+        current, written = None, []  # (group, samples, {source: n}, {domain: n})
         for b in batches:
             cols = b.to_pydict()
-            for g, toks, sid, src in zip(cols["shard_group"], cols["tokens"], cols["seq_id"], cols["source"],
-                                         strict=True):
+            for g, toks, sid, src, dom in zip(cols["shard_group"], cols["tokens"], cols["seq_id"], cols["source"],
+                                              cols["domain"], strict=True):
                 if g != current:
                     if current is not None:
-                        written.append((current, writer.close()))
+                        written[-1][1] = writer.close()
                     writer.open(g)
                     current = g
+                    written.append([g, 0, defaultdict(int), defaultdict(int)])
                 sample = {"tokens": np.asarray(toks, dtype=dtype)}
                 if write_ids:
                     sample["seq_id"] = int(sid)
                     sample["source"] = src
+                if writer.with_domain:
+                    sample["domain"] = dom
                 writer.write(sample)
-                per_source[src] = per_source.get(src, 0) + 1
+                written[-1][2][src] += 1
+                written[-1][3][dom] += 1
         if current is not None:
-            written.append((current, writer.close()))
+            written[-1][1] = writer.close()
         if written:
-            yield pa.RecordBatch.from_arrays([pa.array([g for g, _ in written], pa.int64()),
-                                              pa.array([c for _, c in written], pa.int64()),
-                                              pa.array([json.dumps(per_source)] + [None] * (len(written) - 1))],
-                                             names=["shard_group", "samples", "per_source"])
+            yield pa.RecordBatch.from_arrays([pa.array([w[0] for w in written], pa.int64()),
+                                              pa.array([w[1] for w in written], pa.int64()),
+                                              pa.array([json.dumps(w[2]) for w in written]),
+                                              pa.array([json.dumps(w[3]) for w in written])],
+                                             names=["shard_group", "samples", "per_source", "per_domain"])
 
     return task
 
@@ -92,22 +98,29 @@ def write_task(writer, dtype: str, write_ids: bool):
 @dataclass(frozen=True)
 class Written:
     groups: list[int]  # the shard groups written
+    parts: dict[int, dict[str, int]]  # shard group -> sequences written per domain
     per_source: dict[str, int]  # sequences written per source
+    per_domain: dict[str, int]  # sequences written per domain
     seconds: float  # the write (all groups), without finalize
 
 
-def write(spark, shuffled, writer, n_written: int, n_groups: int) -> Written:
+def write(spark, shuffled, writer, n_written: int, n_groups: int, what: str = "shard groups") -> Written:
     """Write every shard group (one task each, followed on a progress bar) and check the count."""
     t0 = time.perf_counter()
-    write_df = shuffled.mapInArrow(write_task(writer, writer.dtype, writer.output.write_ids), WRITTEN_SCHEMA)
+    write_df = shuffled.mapInArrow(write_task(writer), WRITTEN_SCHEMA)
     # one task per shard group at the end: the bar counts shard groups written
-    rows = spark_action(spark, write_df.collect, f"writing {writer.label} shard groups", unit="task")
+    rows = spark_action(spark, write_df.collect, f"writing {writer.label} {what}", unit="task")
     seconds = time.perf_counter() - t0
-    log.info(kv(phase="shuffle+write", shard_groups=n_groups, seconds=round(seconds, 1)))
-    per_source: dict[str, int] = {}
+    log.info(kv(phase="shuffle+write", output=what, shard_groups=n_groups, seconds=round(seconds, 1)))
+    per_source: dict[str, int] = defaultdict(int)
+    per_domain: dict[str, int] = defaultdict(int)
+    parts = {}
     for r in rows:
-        for k, v in json.loads(r.per_source or "{}").items():
-            per_source[k] = per_source.get(k, 0) + v
+        for k, v in json.loads(r.per_source).items():
+            per_source[k] += v
+        parts[r.shard_group] = json.loads(r.per_domain)
+        for k, v in parts[r.shard_group].items():
+            per_domain[k] += v
     if not sum(per_source.values()) == sum(r.samples for r in rows) == n_written:
         raise RuntimeError(f"written samples {sum(r.samples for r in rows)} != sequences {n_written}")
-    return Written(sorted(r.shard_group for r in rows), per_source, seconds)
+    return Written(sorted(parts), parts, dict(per_source), dict(per_domain), seconds)

@@ -4,30 +4,32 @@ A format is one :class:`ShardWriter` subclass in a file of this package, registe
 ``name`` in ``WRITERS`` (``jobs/dataset/writers/__init__.py``); ``output.format`` in the config picks
 it (``mds``, the default, is what the trainer reads). Its life in one run:
 
-    w = WRITERS[fmt](out, output, dtype, length)    # driver; pickled into the write task
+    w = WRITERS[fmt](out, output, dtype, length, with_domain)    # driver; pickled into the write task
     # executor, for each shard group the task holds (a group arrives whole, sorted by shuffle key):
     w.open(group); w.write(sample); ...; n = w.close()       # n: samples written for that group
-    facts = w.finalize(groups)                               # driver, once every group is written
+    facts = w.finalize(groups, parts)                        # driver, once every group is written
 
 * ``out``: the output folder (a local path, or a cloud URI), ``output`` the config's ``output``
   section (format options: ``size_limit``, ``compression``, ``write_ids``), ``dtype`` the token type
-  (``uint16`` / ``uint32``), ``length`` the tokens per sequence (``seq_len + 1``).
+  (``uint16`` / ``uint32``), ``length`` the tokens per sequence (``seq_len + 1``), ``with_domain``
+  whether samples carry their domain (``docs/domains.md``).
 * a sample: ``{"tokens": ndarray[dtype] of shape (length,)}``, plus with ``output.write_ids``
-  ``"seq_id"`` (int: source index << 48 | packing group << 32 | sequence index) and ``"source"`` (str).
+  ``"seq_id"`` (int: source index << 48 | packing group << 32 | sequence index, the group field
+  folding in the domain: ``jobs.dataset.mix``) and ``"source"`` (str), and with ``with_domain``
+  ``"domain"`` (str).
 * :meth:`ShardWriter.columns` declares those fields in the format's own type names.
 * :meth:`ShardWriter.finalize` joins what the groups wrote (merges their indexes, lists their files)
   and returns facts for ``manifest.json``: at least ``shards`` (int, or None when it cannot be counted).
-  The output folder is emptied before the write and ``manifest.json`` written after; both are the job's.
+  ``parts`` says, per group, how many samples of each domain it wrote (for writers that route by
+  domain). The output folder is emptied before the write and ``manifest.json`` written after; both are
+  the job's.
 
 Written the same way, each planned output is one new file here plus its line in the registry:
 * Parquet / JSONL shards: ``open`` names ``OUT/group-00042.parquet`` (``.jsonl``), ``write`` buffers the
   rows, ``close`` writes the file and returns the count, ``finalize`` counts the files;
-* per-domain streams (one MDS stream per source, for the trainer's weighted streams): a subclass of the
-  MDS writer whose ``write`` routes each sample by ``sample["source"]`` to an ``MDSWriter`` of
-  ``OUT/<source>/group-…`` and whose ``finalize`` merges each source's indexes into
-  ``OUT/<source>/index.json``;
-* per-bucket outputs (by length, by number of documents…): the same routing on a key computed from
-  the sample (a key from document metadata also needs the write task to carry that column).
+* per-bucket outputs (by length, by number of documents…): routing on a key computed from the sample,
+  as :class:`~jobs.dataset.writers.mds.MDSStreamsWriter` routes on the domain (``domains.layout:
+  streams``; a key from document metadata also needs the write task to carry that column).
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ class ShardWriter(ABC):
     name: ClassVar[str]  # the registry key, the value of output.format
     label: ClassVar[str]  # how progress lines name the format ("writing MDS shard groups")
 
-    def __init__(self, out: str, output: Any, dtype: str, length: int):
+    def __init__(self, out: str, output: Any, dtype: str, length: int, with_domain: bool = False):
         self.out, self.output, self.dtype, self.length = out.rstrip("/"), output, dtype, length
+        self.with_domain = with_domain
 
     @classmethod
     @abstractmethod
-    def columns(cls, dtype: str, length: int, write_ids: bool) -> dict[str, str]:
+    def columns(cls, dtype: str, length: int, write_ids: bool, with_domain: bool = False) -> dict[str, str]:
         """The sample's fields and their types, as the format declares them."""
 
     @abstractmethod
@@ -69,5 +72,6 @@ class ShardWriter(ABC):
         """Finish the open group; the number of samples written to it (executor)."""
 
     @abstractmethod
-    def finalize(self, groups: list[int]) -> dict:
-        """Join the written groups into one dataset (driver); facts for the manifest, ``shards`` among them."""
+    def finalize(self, groups: list[int], parts: dict[int, dict[str, int]] | None = None) -> dict:
+        """Join the written groups into one dataset (driver); facts for the manifest, ``shards`` among them.
+        ``parts``: group -> {domain: samples}, as the write tasks reported them."""
