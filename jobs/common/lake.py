@@ -55,7 +55,8 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
     # one row per domain of a dataset run (jobs/dataset, docs/domains.md): its counts and reference weight
     "domain_stats": [
         ("run_id", "string", True), ("name", "string", True), ("by", "string", True), ("domain", "string", True),
-        ("folder", "string", True), ("sources", "array<string>", True), ("documents", "long", True),
+        ("folder", "string", True), ("validation_folder", "string", True), ("sources", "array<string>", True),
+        ("documents", "long", True),
         ("tokens", "long", True), ("chunks", "long", True), ("sequences", "long", True),
         ("validation_sequences", "long", True), ("sequences_written", "long", True),
         ("tokens_written", "long", True), ("frequency", "double", True), ("reference_weight", "double", True),

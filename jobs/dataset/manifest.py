@@ -59,7 +59,8 @@ def source_facts(cfg, r: Result) -> dict:
 
 
 def domain_facts(cfg, r: Result) -> dict:
-    """Per domain: its folder (under OUT and OUT/validation), sources, counts and reference weight."""
+    """Per domain: its MDS datasets (``folder`` under OUT, ``validation_folder``; each None when not
+    written, so a path given is a dataset that exists), sources, counts and reference weight."""
     length, d = cfg.packing.seq_len + 1, cfg.domains
     totals = _totals(r.per_domain, 1)
     counts = {n: totals.get(n, Counts()) for n in r.plan.names}
@@ -67,11 +68,14 @@ def domain_facts(cfg, r: Result) -> dict:
     out = {}
     for n, c in counts.items():
         written = int(r.written_domains.get(n, 0))
+        held = sum(v for (_, dom), v in r.held.items() if dom == n)
+        folder = f"domains/{r.plan.folders[n]}" if r.plan.folders else None
         out[n] = {
-            "folder": f"domains/{r.plan.folders[n]}" if r.plan.folders else None,
+            "folder": folder if d.layout == "streams" and written else None,
+            "validation_folder": f"validation/{folder}" if held else None,
             "sources": sorted(s for s, dom in r.per_domain if dom == n),
             "documents": c.documents, "tokens": c.tokens, "chunks": c.chunks, "sequences": c.sequences,
-            "validation_sequences": sum(v for (_, dom), v in r.held.items() if dom == n),
+            "validation_sequences": held,
             "sequences_written": written, "tokens_written": written * length,
             "frequency": round(r.freq[n], 6) if r.plan.unit == "domain" else None,
             "reference_weight": weights[n],
@@ -85,7 +89,7 @@ def domain_config(cfg, r: Result) -> dict:
             "url_column": d.url_column if d.by.startswith("url_") else None, "default": d.default,
             "layout": d.layout, "validation_fraction": d.validation.fraction,
             "validation_seed": validation_seed(cfg), "reference": d.reference, "mixing_unit": r.plan.unit,
-            "sample_domain": with_domain(cfg)}
+            "sample_domain": with_domain(cfg), "folders": r.plan.folders}
 
 
 def validation_seed(cfg) -> int:
@@ -149,9 +153,9 @@ def domain_stats_rows(spark, req, run_id: str, domains: dict):
     from jobs.common.lake import schema
 
     cfg, now = req.cfg, datetime.now(UTC)
-    rows = [(run_id, cfg.name, cfg.domains.by, n, f["folder"], f["sources"], f["documents"], f["tokens"],
-             f["chunks"], f["sequences"], f["validation_sequences"], f["sequences_written"], f["tokens_written"],
-             f["frequency"], f["reference_weight"], now) for n, f in sorted(domains.items())]
+    rows = [(run_id, cfg.name, cfg.domains.by, n, f["folder"], f["validation_folder"], f["sources"], f["documents"],
+             f["tokens"], f["chunks"], f["sequences"], f["validation_sequences"], f["sequences_written"],
+             f["tokens_written"], f["frequency"], f["reference_weight"], now) for n, f in sorted(domains.items())]
     return spark.createDataFrame(rows, schema("domain_stats"))
 
 

@@ -103,7 +103,11 @@ def test_every_domain_is_a_stream_and_index_json_reads_them_all(lake):
     out = root / "streams"
     m = _manifest(out)
     assert m["domains"]["news/world"]["folder"] == "domains/news_world"  # the unsafe name, mapped
-    assert m["domains"]["history"]["sequences_written"] == 0 and not (out / "domains" / "history").exists()
+    assert m["domain_config"]["folders"] == {"history": "history", "news/world": "news_world", "other": "other",
+                                             "science": "science"}
+    history = m["domains"]["history"]  # no share: no training stream, a path only to what exists
+    assert history["sequences_written"] == 0 and history["folder"] is None and not (out / "domains" / "history").exists()
+    assert history["validation_folder"] == "validation/domains/history"
     everything = _read(out)
     assert len(everything) == m["sequences"] and {s["domain"] for s in everything} == {"science", "news/world", "other"}
     for name, f in m["domains"].items():
@@ -128,9 +132,10 @@ def test_documents_are_all_accounted_for_by_domain(lake):
     assert {n: f["documents"] for n, f in m["domains"].items()} == dict(want)
     assert sum(f["documents"] for f in m["domains"].values()) == sum(s["documents"] for s in m["sources"].values())
     assert m["domains"]["science"]["sources"] == ["speeches", "wiki"]
-    assert m["domain_config"] == {"by": "column", "column": "topic", "url_column": None, "default": "other",
-                                  "layout": "streams", "validation_fraction": 0.2, "validation_seed": 3,
-                                  "reference": "tokens", "mixing_unit": "domain", "sample_domain": True}
+    assert {k: v for k, v in m["domain_config"].items() if k != "folders"} == {
+        "by": "column", "column": "topic", "url_column": None, "default": "other", "layout": "streams",
+        "validation_fraction": 0.2, "validation_seed": 3, "reference": "tokens", "mixing_unit": "domain",
+        "sample_domain": True}
 
 
 def test_validation_is_held_out_once_per_domain(lake):
@@ -145,8 +150,9 @@ def test_validation_is_held_out_once_per_domain(lake):
     total = sum(f["sequences"] for f in m["domains"].values())
     assert abs(len(held) / total - 0.2) < 0.09, (len(held), total)
     for name, f in m["domains"].items():
+        assert (f["validation_folder"] is not None) == (f["validation_sequences"] > 0)
         if f["validation_sequences"]:
-            samples = _read(out / "validation" / f["folder"])
+            samples = _read(out / f["validation_folder"])
             assert {s["domain"] for s in samples} == {name} and len(samples) == f["validation_sequences"]
 
 
@@ -181,9 +187,9 @@ def test_reference_weights_are_token_shares_and_domain_stats_has_the_rows(lake, 
     rows = [r for r in spark.read.format("delta").load(str(root / "domain_stats")).collect()
             if r.run_id == m["run_id"]]
     assert {r.domain: (r.documents, r.tokens, r.chunks, r.sequences, r.sequences_written, r.validation_sequences,
-                       r.folder) for r in rows} == {
+                       r.folder, r.validation_folder) for r in rows} == {
         n: (f["documents"], f["tokens"], f["chunks"], f["sequences"], f["sequences_written"],
-            f["validation_sequences"], f["folder"]) for n, f in m["domains"].items()}
+            f["validation_sequences"], f["folder"], f["validation_folder"]) for n, f in m["domains"].items()}
     assert all(r.name == "streams" and r.by == "column" for r in rows)
     assert "news/world" in printed["streams"] and "held out" in printed["streams"]
 
@@ -202,7 +208,8 @@ def test_url_hosts_and_rules_name_the_domains(lake):
     samples = _read(out)
     assert Counter(s["domain"] for s in samples) == {n: f["sequences_written"] for n, f in m["domains"].items()
                                                       if f["sequences_written"]}
-    assert all(f["folder"] is None and f["frequency"] is None for f in m["domains"].values())
+    assert all(f["folder"] is f["validation_folder"] is f["frequency"] is None for f in m["domains"].values())
+    assert m["domain_config"]["folders"] is None
     assert m["sources"]["speeches"]["frequency"] == 2.0  # frequency mode: a domain's sequences, its source's
 
 
@@ -301,3 +308,17 @@ def test_domain_config_errors_exit_2_before_spark(tmp_path, capsys, shared, doma
     rc = dataset_job.main(["--config", str(conf), "--lake", str(tmp_path), "--out", str(tmp_path / "out"),
                            "--tokenizer", str(_tok(shared)), *extra])
     assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_seq_id_budget_and_the_example_config():
+    from jobs.dataset.config import DatasetConfig
+    from jobs.dataset.mix import check_id_budget
+
+    check_id_budget(2, 1024, 64, 10**6)  # 1024 domains x 64 groups: the 16 bits of the group field
+    with pytest.raises(ConfigError, match=r"1025 domains x packing.groups 64 = 65600 packing groups"):
+        check_id_budget(2, 1025, 64, 10)
+    cfg = load_model(DatasetConfig, REPO / "conf" / "tokenize" / "domains.yaml")
+    assert cfg.domains_given and (cfg.domains.by, cfg.domains.column, cfg.domains.layout) == ("column", "source",
+                                                                                              "streams")
+    assert cfg.domains.validation.fraction == 0.1 and "domains" not in load_model(
+        DatasetConfig, REPO / "conf" / "tokenize" / "dclm.yaml").record()  # no section: recorded as before
