@@ -151,12 +151,18 @@ def columns(labels: list[str], series: dict[str, list[float]], *, name: str, tit
         body.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + ph}" stroke="#d62728" '
                     f'stroke-width="2" stroke-dasharray="5,3" class="threshold"/>'
                     f'<text x="{x + 4:.1f}" y="{top + 8}" fill="#d62728">{escape(text)}</text>')
-    if xlabel:
-        body.append(f'<text x="{left + pw / 2}" y="{height - 20}" text-anchor="middle">{escape(xlabel)}</text>')
-    if ylabel:
-        body.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
-                    f'text-anchor="middle">{escape(ylabel)}{" (log)" if log else ""}</text>')
+    _axis_labels(body, left + pw / 2, height - 20, top + ph / 2, xlabel, (ylabel or "") + (" (log)" if log and ylabel else ""))
     return _svg(width, height, body, name, title)
+
+
+def _axis_labels(body: list[str], x_mid: float, x_y: float, y_mid: float, xlabel: str | None,
+                 ylabel: str | None) -> None:
+    """The x-axis label centred at (``x_mid``, ``x_y``) and the y-axis label turned along the left edge."""
+    if xlabel:
+        body.append(f'<text x="{x_mid}" y="{x_y}" text-anchor="middle">{escape(xlabel)}</text>')
+    if ylabel:
+        body.append(f'<text x="12" y="{y_mid}" transform="rotate(-90 12 {y_mid})" '
+                    f'text-anchor="middle">{escape(ylabel)}</text>')
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -238,11 +244,7 @@ def lines(x: list[float], series: dict[str, list[float | None]], *, name: str, t
         tip = "; ".join(_tip(s, series[s][i], dashed.get(s), i, dashed_label) for s in names)
         body.append(f'<rect x="{lo_x:.1f}" y="{top}" width="{max(hi_x - lo_x, 0.5):.1f}" height="{ph}" fill="transparent">'
                     f'<title>{escape(xlabel or "x")} {fmt(a)}: {escape(tip)}</title></rect>')
-    if xlabel:
-        body.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>')
-    if ylabel:
-        body.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
-                    f'text-anchor="middle">{escape(ylabel)}</text>')
+    _axis_labels(body, left + pw / 2, height - 8, top + ph / 2, xlabel, ylabel)
     return _svg(width, height, body, name, title)
 
 

@@ -128,17 +128,21 @@ def domains(tmp_path_factory):
     return root
 
 
+def proxy_run(monkeypatch, data, out, *how: str, steps: int) -> None:
+    """A proxy run over ``data`` (uniform mixture, global batch 24) with ``how`` naming the reference."""
+    assert in_process(monkeypatch, "--scale", "debug-bytes", "--data", str(data), "--mix", "uniform", "--objective",
+                      "doremi", *how, "--out", str(out), "--global-batch", "24", "--micro-batch", "12",
+                      "--steps", str(steps), "--log-every", "50") == 0
+
+
 def trajectory(out) -> list[dict]:
     return [json.loads(x) for x in (out / "doremi_trajectory.jsonl").read_text().splitlines()]
 
 
 def test_doremi_moves_weight_to_text_where_worst_case_dro_picks_noise(domains, tmp_path, monkeypatch):
-    batch = ["--global-batch", "24", "--micro-batch", "12", "--steps", "100", "--log-every", "50"]
-    assert in_process(monkeypatch, "--scale", "debug-bytes", "--data", str(domains / "data"), "--mix", "uniform",
-                      "--objective", "doremi", "--reference", str(domains / "reference" / "final"),
-                      "--out", str(tmp_path / "doremi"), *batch) == 0
-    assert in_process(monkeypatch, "--scale", "debug-bytes", "--data", str(domains / "zero"), "--mix", "uniform",
-                      "--objective", "doremi", "--reference-losses", "--out", str(tmp_path / "dro"), *batch) == 0
+    proxy_run(monkeypatch, domains / "data", tmp_path / "doremi", "--reference", str(domains / "reference" / "final"),
+              steps=100)
+    proxy_run(monkeypatch, domains / "zero", tmp_path / "dro", "--reference-losses", steps=100)
     doremi = json.loads((tmp_path / "doremi" / "domain_weights.json").read_text())
     dro = json.loads((tmp_path / "dro" / "domain_weights.json").read_text())
     w, worst = doremi["train_domain_weights"], dro["train_domain_weights"]
@@ -161,12 +165,9 @@ def test_precomputed_reference_losses_give_the_same_weights(domains, tmp_path, m
 
     assert doremi.main(["ref-losses", "--reference", str(domains / "reference" / "final"), "--data",
                         str(domains / "data"), "--out", str(tmp_path / "withref")]) == 0
-    batch = ["--global-batch", "24", "--micro-batch", "12", "--steps", "12", "--log-every", "50"]
-    assert in_process(monkeypatch, "--scale", "debug-bytes", "--data", str(domains / "data"), "--mix", "uniform",
-                      "--objective", "doremi", "--reference", str(domains / "reference" / "final"),
-                      "--out", str(tmp_path / "live"), *batch) == 0
-    assert in_process(monkeypatch, "--scale", "debug-bytes", "--data", str(tmp_path / "withref"), "--mix", "uniform",
-                      "--objective", "doremi", "--reference-losses", "--out", str(tmp_path / "pre"), *batch) == 0
+    proxy_run(monkeypatch, domains / "data", tmp_path / "live", "--reference", str(domains / "reference" / "final"),
+              steps=12)
+    proxy_run(monkeypatch, tmp_path / "withref", tmp_path / "pre", "--reference-losses", steps=12)
     a, b = trajectory(tmp_path / "live"), trajectory(tmp_path / "pre")
     for x, y in zip(a, b, strict=True):  # float16 reference losses: equal to about 1e-3
         assert y["alpha"] == pytest.approx(x["alpha"], rel=2e-3), (x["step"], x["alpha"], y["alpha"])
