@@ -137,17 +137,12 @@ def main() -> int:
     print(f"{'domain':<14}" + "".join(f" {n:>10}" for n in c["runs"]))
     for d in domains:
         print(f"{d:<14}" + "".join(f" {r['weights'][d]:>10.4f}" for r in c["runs"].values()))
-    print(f"\nvalidation perplexity, main runs of {c['steps']} steps ({c['tokens']:,} tokens each):")
-    print(f"{'run':<10}" + "".join(f" {d:>12}" for d in domains) + f" {'average':>10} {'worst':>10} {'natural':>10}")
-    for name, r in c["runs"].items():
-        v = r["validation"]
-        print(f"{name:<10}" + "".join(f" {v['domains'][d]['ppl']:>12.2f}" for d in domains)
-              + f" {v['average_ppl']:>10.2f} {v['worst_ppl']:>10.2f} {v['natural']['ppl']:>10.2f}")
+    from training.doremi import print_comparison
+
+    print_comparison(c)  # the table `training.doremi compare` prints, and the best run
     avg = {n: r["validation"]["average_ppl"] for n, r in c["runs"].items()}
-    best = min(avg, key=avg.get)
     print(harness.ratios("average perplexity vs baseline (below 1: better)",
                          {n: avg[n] / avg["baseline"] for n in avg}, 3))
-    print(f"lowest average perplexity at this scale: {best}")
 
     plain, live, pre = (tokens_per_s(dr / "reference"), tokens_per_s(dr / "proxy"), tokens_per_s(out / "proxy_pre"))
     print(f"\nstep cost, median tokens/s over logging intervals: plain step {plain:,.0f}; proxy with the reference "

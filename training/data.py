@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_CACHE = "~/.cache/lakesift/shards"
-MIXES = ("natural", "uniform")  # besides a weights file
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def evaluate(model, dataset, batch_size: int = 16, max_sequences: int | None = N
     ``domain``), cropped to the model's context."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
+
+    from training.objectives.doremi import token_losses
 
     seq = model.cfg.seq_len
     device = next(model.parameters()).device
@@ -54,9 +55,7 @@ def evaluate(model, dataset, batch_size: int = 16, max_sequences: int | None = N
         for start in range(0, n, batch_size):
             samples = [dataset[i] for i in range(start, min(n, start + batch_size))]
             tokens = torch.from_numpy(np.stack([s["tokens"][: seq + 1] for s in samples]).astype(np.int64)).to(device)
-            logits = model(tokens[:, :-1]).float()
-            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
-                                  reduction="none").view(len(samples), -1).sum(1)
+            nll = token_losses(model, tokens)[0].sum(1)
             for s, v in zip(samples, nll.tolist(), strict=True):
                 acc = sums.setdefault(s.get("domain", "all"), [0.0, 0])
                 acc[0] += v

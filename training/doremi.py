@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MIXES = ("baseline", "uniform", "doremi")
 
 
 def sh(cmd: list[str], what: str) -> None:
@@ -160,11 +159,12 @@ def cmd_compare(args) -> int:
 def weights_of(data: Path, mix: str) -> dict[str, float]:
     from training.data import domain_folders, mix_weights, read_manifest
 
-    domains = sorted(domain_folders(read_manifest(str(data))))
+    manifest = read_manifest(str(data))
+    domains = sorted(domain_folders(manifest))
     w = mix_weights(mix, domains)
     if w:
         return w
-    m = json.loads((data / "manifest.json").read_text())["domains"]  # natural: the token shares written
+    m = manifest["domains"]  # natural: the token shares written
     total = sum(m[d]["tokens"] for d in domains) or 1
     return {d: m[d]["tokens"] / total for d in domains}
 
@@ -188,11 +188,11 @@ def cmd_ref_losses(args) -> int:
     float16, one per target token) beside the tokens, so a proxy run needs no reference forward."""
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from streaming import MDSWriter, StreamingDataset
 
     from training.data import domain_folders, read_manifest
     from training.export import load
+    from training.objectives.doremi import token_losses
 
     manifest = read_manifest(args.data)
     folders = domain_folders(manifest)
@@ -211,9 +211,7 @@ def cmd_ref_losses(args) -> int:
             for start in range(0, ds.num_samples, args.batch_size):
                 samples = [ds[i] for i in range(start, min(ds.num_samples, start + args.batch_size))]
                 tokens = torch.from_numpy(np.stack([s["tokens"][: seq + 1] for s in samples]).astype(np.int64))
-                logits = model(tokens[:, :-1]).float()
-                nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
-                                      reduction="none").view(len(samples), -1)
+                nll = token_losses(model, tokens)[0]
                 for s, row in zip(samples, nll.numpy().astype(np.float16), strict=True):
                     w.write({**s, "ref_loss": row})
         print(f"ref-losses: {d}: {ds.num_samples:,} sequences -> {out / folder}")
