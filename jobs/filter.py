@@ -6,9 +6,13 @@
 Writes, under ``LAKE``:
 * ``<output>`` (default ``filtered``): the kept documents, text as modified by the pipeline,
   ``language`` / ``language_score`` updated when the pipeline re-identifies the language;
-* ``<output>_rejected``: ``doc_id``, ``step``, ``reason``, ``run_id`` (``text`` with ``--rejected-text``);
+* ``<output>_rejected``: ``doc_id``, ``step``, ``reason``, ``run_id``, ``chars``, ``language``, the
+  pipeline's columns (``route`` for a routed pipeline) and ``text`` with ``--rejected-text``;
 * ``run_stats`` (shared by all stages): one row per run and step with documents and characters in /
-  out, and one row per run, step and reason with the documents it dropped.
+  out, and one row per run, step, reason and language with the documents it dropped.
+
+A routed pipeline (``conf/pipelines/multilingual.yaml``) sends each document to the pipeline of its
+language; its steps are ``<branch>/<step>`` and a document runs only the shared steps and its branch's.
 
 Every input document is kept or rejected exactly once. The run id is derived from the pipeline
 config and the input table's Delta version, so running the same config on the same input again
@@ -18,6 +22,7 @@ new run whose statistics sit beside the old ones.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -41,9 +46,10 @@ class Request:
 
 def read_pipeline(path: str, sets: list[str] | None = None, skips: list[str] | None = None) -> Request:
     """Read the pipeline file once and apply command-line overrides; every step is validated."""
-    from udfs.pipeline import build, override
+    from udfs.pipeline import build, override, resolve_routes
 
     raw, spec = read_yaml_bytes(path, "pipeline file")
+    spec = resolve_routes(spec, path)  # a routed pipeline's branch files, read once here and carried inline
     if sets or skips:
         spec = override(spec, sets, skips, path)
     return Request(spec, build(spec, path), raw, list(skips or []))
@@ -59,7 +65,7 @@ def prepare_steps(spark, pipe, spec: dict) -> tuple[dict[str, str], list[str]]:
 
     shipped: dict[str, str] = {}
     digests = []
-    for (sid, step), raw in zip(pipe.steps, spec["steps"], strict=True):
+    for (sid, step), raw in zip(pipe.steps, pipe.raw_steps(spec), strict=True):
         try:
             step.prepare()
         except (OSError, ValueError) as exc:
@@ -104,7 +110,8 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
         rewrites = any(step.kind == "modifier" for _, step in pipe.steps[start:end])
         enriched = list(pipe.columns())
         reads = pipe.reads()
-        wanted = {"text", "url", "language", "language_score", "_meta", "_chars_after", "_chars_in", *reads}
+        wanted = {"text", "url", "language", "language_score", "_meta", "_chars_after", "_steps_ran", "_chars_in",
+                  *reads}
         for b in batches:
             n = b.num_rows
             present = set(b.schema.names)
@@ -115,6 +122,7 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
             if "_meta" in cols:
                 metas = [json.loads(m) if m else {} for m in cols["_meta"]]
                 before = [list(a or []) for a in cols["_chars_after"]]
+                ran_before = [list(a or []) for a in cols["_steps_ran"]]
                 chars_in = cols["_chars_in"]
             else:
                 langs, scores = cols.get("language", none), cols.get("language_score", none)
@@ -124,6 +132,7 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
                         for i in range(n):
                             metas[i][k] = cols[k][i]
                 before = [[] for _ in range(n)]
+                ran_before = [[] for _ in range(n)]
                 chars_in = [len(t) for t in texts]
             outcomes = pipe.run_batch(texts, urls, metas, start, end)
             out = {
@@ -132,6 +141,7 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
                 "_reason": [o.reason for o in outcomes],
                 "_chars_in": chars_in,
                 "_chars_after": [before[i] + o.chars_after for i, o in enumerate(outcomes)],
+                "_steps_ran": [ran_before[i] + o.steps_ran for i, o in enumerate(outcomes)],
                 "_run_id": [run_id] * n,
                 "_meta": [json.dumps(o.meta, default=str) if carry_meta and o.kept else None for o in outcomes],
             }
@@ -159,19 +169,25 @@ def make_task(config_path: str, spec: dict, schema, run_id: str, keep_rejected_t
 def step_stats(spark, decided, step_ids: list[str], run_id: str, pipeline: str):
     """Per-step funnel from the per-document decisions, aggregated in Spark.
 
-    A document reaches step k when it was not dropped before k; it leaves step k when it passes it.
-    Characters in / out of step k are the text lengths before / after it, for documents reaching it.
+    A document reaches step k when it ran it (``_steps_ran``: every step up to the one that dropped
+    it; in a routed pipeline only the shared steps and its branch's); it leaves step k when it passes
+    it. Characters in / out of step k are the text lengths before / after it. Rows per reason are
+    also per language (the document's ``language`` after the pipeline, when the table has one).
     """
     from pyspark.sql import functions as F
 
     idx = {s: i for i, s in enumerate(step_ids)}
     step_index = F.coalesce(F.element_at(F.create_map(*[x for s, i in idx.items() for x in (F.lit(s), F.lit(i))]),
                                          F.col("_step")), F.lit(len(step_ids)))
-    d = decided.select(step_index.alias("drop_at"), "_chars_in", "_chars_after", "_step", "_reason")
-    # element k of _chars_after (1-based) is the length after step k-1, i.e. before step k
-    before = F.when(F.col("k") == 0, F.col("_chars_in")).otherwise(F.element_at("_chars_after", F.col("k")))
-    exploded = (d.select("drop_at", "_chars_in", "_chars_after",
-                         F.posexplode("_chars_after").alias("k", "chars_out"))
+    lang = F.col("language") if "language" in decided.columns else F.lit(None).cast("string")
+    d = decided.select(step_index.alias("drop_at"), "_chars_in", "_chars_after", "_steps_ran", "_step", "_reason",
+                       lang.alias("language"))
+    # position p of _chars_after is the length after the p-th step run (index _steps_ran[p]), so the
+    # length before it is the previous position's (the input's for p = 0)
+    before = F.when(F.col("p") == 0, F.col("_chars_in")).otherwise(F.element_at("_chars_after", F.col("p")))
+    exploded = (d.select("drop_at", "_chars_in", "_chars_after", "_steps_ran",
+                         F.posexplode("_chars_after").alias("p", "chars_out"))
+                .withColumn("k", F.element_at("_steps_ran", F.col("p") + 1))
                 .withColumn("chars_in", before))
     passed = F.col("drop_at") != F.col("k")
     rows = []
@@ -181,10 +197,11 @@ def step_stats(spark, decided, step_ids: list[str], run_id: str, pipeline: str):
             F.sum("chars_in").alias("chars_in"),
             F.sum(F.when(passed, F.col("chars_out")).otherwise(0)).alias("chars_out")).collect():
         rows.append((run_id, pipeline, step_ids[r.k], int(r.k), None, int(r.docs_in), int(r.docs_out),
-                     int(r.docs_in - r.docs_out), int(r.chars_in), int(r.chars_out)))
-    for r in (d.filter(F.col("_step").isNotNull()).groupBy("_step", "_reason")
+                     int(r.docs_in - r.docs_out), int(r.chars_in), int(r.chars_out), None))
+    for r in (d.filter(F.col("_step").isNotNull()).groupBy("_step", "_reason", "language")
               .agg(F.count("*").alias("n"), F.sum("_chars_in").alias("chars")).collect()):
-        rows.append((run_id, pipeline, r._step, idx[r._step], r._reason, None, None, int(r.n), int(r.chars), None))
+        rows.append((run_id, pipeline, r._step, idx[r._step], r._reason, None, None, int(r.n), int(r.chars), None,
+                     r.language))
     return rows
 
 
@@ -202,7 +219,8 @@ def decision_fields():
 
     return [T.StructField("_kept", T.BooleanType()), T.StructField("_step", T.StringType()),
             T.StructField("_reason", T.StringType()), T.StructField("_chars_in", T.LongType()),
-            T.StructField("_chars_after", T.ArrayType(T.LongType())), T.StructField("_run_id", T.StringType()),
+            T.StructField("_chars_after", T.ArrayType(T.LongType())),
+            T.StructField("_steps_ran", T.ArrayType(T.IntegerType())), T.StructField("_run_id", T.StringType()),
             T.StructField("_meta", T.StringType())]
 
 
@@ -242,12 +260,13 @@ def print_funnel(pipe, rows, thresholds) -> tuple[int, int]:
     """The funnel table (documents left after each step); returns (documents in, kept)."""
     funnel = sorted((r for r in rows if r[4] is None), key=lambda r: r[3])
     n_in = funnel[0][5] if funnel else 0
+    dropped = sum(r[7] for r in rows if r[4] is not None)
     print(f"\n=== filter funnel: {pipe.name} ({n_in} documents in) ===")
     print(f"{'step':34s} {'docs in':>8s} {'docs out':>9s} {'dropped':>8s} {'chars out %':>11s}")
     for r in funnel:
         pct = 100.0 * r[9] / r[8] if r[8] else 0.0
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
-    kept_n = funnel[-1][6] if funnel else 0
+    kept_n = n_in - dropped
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
     steps = dict(pipe.steps)
     for sid, t in thresholds.items():
@@ -299,7 +318,10 @@ class FilterJob(Job):
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
         docs, version = ctx.read(args.input, "run jobs/ingest.py first")
         shipped, digests = prepare_steps(spark, req.pipe, req.spec)
-        fp = runs.fingerprint(req.raw, args.sets, "--skip", req.skips, digests)
+        # a routed pipeline's branch files are part of what ran
+        branches = (req.spec.get("route") or {}).get("_resolved")
+        fp = runs.fingerprint(req.raw, args.sets, "--skip", req.skips, digests,
+                              *([json.dumps(branches, sort_keys=True, default=str)] if branches else []))
         for table in (args.output, f"{args.output}_rejected", "run_stats"):
             ctx.output(table)
         ctx.start(runs.run_id("filter", req.pipe.name, fp, {args.input: version}),
@@ -315,7 +337,9 @@ class FilterJob(Job):
             lake.overwrite(kept, args.output)
             t1 = time.perf_counter()
             rej_cols = ["doc_id", F.col("_step").alias("step"), F.col("_reason").alias("reason"),
-                        F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"), *enriched]
+                        F.col("_run_id").alias("run_id"), F.col("_chars_in").alias("chars"),
+                        *(["language"] if "language" in decided.columns and "language" not in enriched else []),
+                        *enriched]
             rejected = decided.filter(~F.col("_kept")).select(*rej_cols, *(["text"] if args.rejected_text else []))
             # The decisions are cached now (the write above computed them): the rejected table is written
             # while the statistics are computed from the cache and written (a Delta commit is mostly

@@ -40,7 +40,7 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("run_id", "string", True), ("pipeline", "string", True), ("step", "string", True),
         ("step_index", "int", True), ("reason", "string", True), ("docs_in", "long", True),
         ("docs_out", "long", True), ("docs_dropped", "long", True), ("chars_in", "long", True),
-        ("chars_out", "long", True),
+        ("chars_out", "long", True), ("language", "string", True),
     ],
     "dup_clusters": [
         ("doc_id", "string", True), ("cluster_id", "string", True), ("kept", "boolean", True),
@@ -149,7 +149,9 @@ class Lake:
         other runs' rows alone; creates the table on first use."""
         path = self.path(table)
         if table_exists(spark, path):
-            df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'").save(path)
+            # mergeSchema: a table written before a column was added to its declaration gains it
+            (df.write.format("delta").mode("overwrite").option("replaceWhere", f"run_id = '{run_id}'")
+             .option("mergeSchema", "true").save(path))
         else:
             df.write.format("delta").mode("append").save(path)
 
@@ -158,4 +160,7 @@ class Lake:
         df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(self.path(table))
 
     def write_run_stats(self, spark, rows: list, run_id: str) -> None:
+        """One run's rows of ``run_stats``; a row without the trailing (newer) columns gets nulls there."""
+        width = len(TABLES["run_stats"])
+        rows = [tuple(r) + (None,) * (width - len(r)) for r in rows]
         self.replace_run_rows(spark, spark.createDataFrame(rows, schema("run_stats")), "run_stats", run_id)

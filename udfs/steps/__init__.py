@@ -20,7 +20,12 @@ The package, by family (datatrove-style):
 * :mod:`~udfs.steps.refinedweb`: RefinedWeb's URL filters, URL removal, word counter and word removal ratio;
 * :mod:`~udfs.steps.c4_fineweb`: C4's rules and bad words, FineWeb's rules;
 * :mod:`~udfs.steps.language`: language identification and the language filter;
-* :mod:`~udfs.steps.quality`: the fastText quality score and the keep rule on a score.
+* :mod:`~udfs.steps.quality`: the fastText quality score and the keep rule on a score;
+* :mod:`~udfs.steps.units_zh`: Chinese text units (``units: zh``: characters, jieba words) and
+  character units for other unspaced scripts (``units: cjk``);
+* :mod:`~udfs.steps.zh`: Chinese normalisation, traditional -> simplified, boilerplate lines and the
+  character-level filters (length, CJK share, line length, repetition, punctuation, symbols, garble);
+* :mod:`~udfs.steps.blacklist`, :mod:`~udfs.steps.pii`: the blacklist dictionary and PII masking.
 
 Importing this package imports every family module below, so every ``@register`` has run.
 
@@ -40,6 +45,7 @@ Adding a step:
 """
 
 from udfs.steps.base import _RE_I_ASCII_TWINS, REGISTRY, CorpusStat, Doc, Step, register
+from udfs.steps.blacklist import Blacklist
 from udfs.steps.c4_fineweb import C4BadWords, C4Quality, FineWebQuality
 from udfs.steps.gopher import (
     AlphabeticWordRatio,
@@ -62,6 +68,7 @@ from udfs.steps.lines import (
     SubstringLine,
     UppercaseRatioLine,
 )
+from udfs.steps.pii import PiiMask
 from udfs.steps.quality import FastTextQuality, QualityFilter
 from udfs.steps.refinedweb import (
     _IPV4_HINT,
@@ -72,6 +79,19 @@ from udfs.steps.refinedweb import (
     _sub_in_tokens,
 )
 from udfs.steps.units import DEFAULT_UNITS, UNITS, TextUnits, WhitespaceUnits, get_units, register_units
+from udfs.steps.units_zh import CharacterUnits, ChineseUnits
+from udfs.steps.zh import (
+    BoilerplateLine,
+    CharNgramRepetition,
+    CharRepetition,
+    ChineseConvert,
+    ChineseGarble,
+    ChinesePunctuation,
+    CjkRatio,
+    MeanLineLength,
+    SpecialCharRatio,
+    TextNormalization,
+)
 
 __all__ = [
     "REGISTRY", "CorpusStat", "Doc", "Step", "register",
@@ -83,6 +103,9 @@ __all__ = [
     "C4BadWords", "C4Quality", "FineWebQuality",
     "LanguageFilter", "LanguageId",
     "FastTextQuality", "QualityFilter",
+    "ChineseUnits", "CharacterUnits", "Blacklist", "PiiMask",
+    "TextNormalization", "ChineseConvert", "BoilerplateLine", "CjkRatio", "MeanLineLength", "CharRepetition",
+    "CharNgramRepetition", "ChinesePunctuation", "SpecialCharRatio", "ChineseGarble",
     # helpers the tests check against their definitions (kept importable from here)
     "_COUNTER", "_IPV4_HINT", "_RE_I_ASCII_TWINS", "_ngram_fractions", "_sub_in_tokens",
 ]

@@ -35,6 +35,12 @@ class Doc:
         self.units: TextUnits = DEFAULT_UNITS if units is None else get_units(units)
         self._cache: dict[str, Any] = {}
 
+    def use_units(self, units: TextUnits) -> None:
+        """Count words in other units from now on (a routed pipeline's branch)."""
+        if units is not self.units:
+            self.units = units
+            self._cache.clear()
+
     def set_text(self, new: str) -> None:
         if new != self.text:
             self.text = new

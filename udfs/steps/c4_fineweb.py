@@ -108,13 +108,20 @@ class FineWebQuality(Step):
         short_line_length: int = Field(30, ge=0)
         char_duplicates_ratio: float = Field(0.01, ge=0, le=1)
         new_line_ratio: float = Field(0.3, ge=0)
+        # the marks a line may end in; None: FineWeb's (English) ones. Other scripts need their own
+        # (。！？ in Chinese and Japanese, । in Hindi, ؟ in Arabic …: conf/pipelines/fineweb2_default.yaml)
+        end_punctuation: list[str] | None = None
+
+    def __init__(self, params):
+        super().__init__(params)
+        self.end = self.END if params.end_punctuation is None else tuple(params.end_punctuation)
 
     def apply(self, doc):
         p = self.p
         lines = doc.lines
         if not lines:
             return "empty"
-        if sum(ln.endswith(self.END) for ln in lines) / len(lines) < p.line_punct_thr:
+        if sum(ln.endswith(self.end) for ln in lines) / len(lines) < p.line_punct_thr:
             return f"line_punct<{p.line_punct_thr:g}"
         if sum(len(ln) <= p.short_line_length for ln in lines) / len(lines) > p.short_line_thr:
             return f"short_lines>{p.short_line_thr:g}"

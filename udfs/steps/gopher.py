@@ -216,6 +216,10 @@ class GopherRepetition(Step):
     * characters in repeated 5..10-grams > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.
     n-grams are over UAX #29 words starting with an alphanumeric character (the units' ``ngram_words``).
     A text of one segment passes the line / paragraph rules; an empty text is dropped.
+
+    Every threshold is a parameter (default: Gopher's), so a pipeline can carry per-language values
+    such as FineWeb-2's (``conf/pipelines/fineweb2_languages.yaml``): ``top_n_grams`` / ``dup_n_grams``
+    as ``[[n, max_share], ...]`` replace the whole list of their kind.
     """
 
     name, kind = "massive_web_repetition_filters", "filter"
@@ -224,27 +228,55 @@ class GopherRepetition(Step):
 
     class Params(StrictModel):
         skip_paragraph: bool = False
+        dup_line_frac: float = Field(0.30, ge=0, le=1)
+        dup_para_frac: float = Field(0.30, ge=0, le=1)
+        dup_line_char_frac: float = Field(0.20, ge=0, le=1)
+        dup_para_char_frac: float = Field(0.20, ge=0, le=1)
+        top_n_grams: list[tuple[int, float]] | None = None  # n in 2..4; None: Gopher's
+        dup_n_grams: list[tuple[int, float]] | None = None  # n in 5..64; None: Gopher's
+
+    def __init__(self, params):
+        super().__init__(params)
+        top = {n: v for n, v in self.NGRAM_MAX.items() if n <= 4}
+        dup = {n: v for n, v in self.NGRAM_MAX.items() if n >= 5}
+        if params.top_n_grams is not None:
+            top = dict(params.top_n_grams)
+            if any(not 2 <= n <= 4 for n in top):
+                raise ValueError("top_n_grams: n must be 2, 3 or 4 (the top n-gram rule)")
+        if params.dup_n_grams is not None:
+            dup = dict(params.dup_n_grams)
+            if any(not 5 <= n <= 64 for n in dup):
+                raise ValueError("dup_n_grams: n must be in 5..64 (the duplicate n-gram rule)")
+        self.ngram_max = {**top, **dup}
+        self.limits = tuple(sorted(self.ngram_max.items()))
+        p = params
+        self.segment_limits = ((False, "line", p.dup_line_frac), (False, "paragraph", p.dup_para_frac),
+                               (True, "line", p.dup_line_char_frac), (True, "paragraph", p.dup_para_char_frac))
 
     def apply(self, doc):
         if not doc.text:
             return "empty"
-        units = [("line", doc.lines)]
+        segments = {"line": doc.lines}
         if not self.p.skip_paragraph:
-            units.append(("paragraph", doc.paragraphs))
-        for count_chars, limit in ((False, 0.30), (True, 0.20)):
-            for unit, segs in units:
-                if len(segs) == 0:
-                    return f"no_{unit}s"
-                if len(segs) > 1 and _repeated_fraction_segments(segs, count_chars) > limit:
-                    return f"dup_{unit}_{'chars' if count_chars else 'count'}>{limit:g}"
+            segments["paragraph"] = doc.paragraphs
+        for count_chars, unit, limit in self.segment_limits:
+            segs = segments.get(unit)
+            if segs is None:
+                continue
+            if len(segs) == 0:
+                return f"no_{unit}s"
+            if len(segs) > 1 and _repeated_fraction_segments(segs, count_chars) > limit:
+                return f"dup_{unit}_{'chars' if count_chars else 'count'}>{limit:g}"
+        if not self.limits:
+            return None
         if K.rules is not None:
             # the text itself on the default units (-1: not a fast-path text), else the units' words
-            n = K.rules.ngram_repetition(doc.text, self.LIMITS) if doc.units.compiled else -1
+            n = K.rules.ngram_repetition(doc.text, self.limits) if doc.units.compiled else -1
             if n < 0:
-                n = K.rules.ngram_repetition(doc.ngram_words, self.LIMITS)
+                n = K.rules.ngram_repetition(doc.ngram_words, self.limits)
         else:
-            hit = _ngram_fractions(doc.ngram_words, self.NGRAM_MAX)
+            hit = _ngram_fractions(doc.ngram_words, self.ngram_max)
             n = hit[0] if hit else 0
         if n:
-            return f"{'top' if n <= 4 else 'dup'}_{n}gram>{self.NGRAM_MAX[n]:g}"
+            return f"{'top' if n <= 4 else 'dup'}_{n}gram>{self.ngram_max[n]:g}"
         return None

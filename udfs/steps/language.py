@@ -38,17 +38,17 @@ class LanguageId(Step):
 
 @register
 class LanguageFilter(Step):
-    """Keep pages whose identified language is in ``keep_languages`` with a score above ``threshold``
-    (strictly, as DCLM compares; DCLM-Baseline: English, 0.65)."""
+    """Keep pages whose identified language is in ``keep_languages`` (``null``: any) with a score
+    above ``threshold`` (strictly, as DCLM compares; DCLM-Baseline: English, 0.65)."""
 
     name, kind = "language_filter", "filter"
 
     class Params(StrictModel):
-        keep_languages: list[str] = ["en"]
+        keep_languages: list[str] | None = ["en"]  # None: any language (the score rule only)
         threshold: float = Field(0.65, ge=0, le=1)
 
     def apply(self, doc):
         lang, score = doc.meta.get("language"), doc.meta.get("language_score", 0.0)
-        if lang not in self.p.keep_languages:
+        if self.p.keep_languages is not None and lang not in self.p.keep_languages:
             return f"language={lang}"
         return None if score > self.p.threshold else f"language_score<={self.p.threshold:g}"
