@@ -14,6 +14,10 @@ file of ``jobs/dedup/methods/`` (``methods/base.py``: the registry and how to ad
 * ``paragraph``: DCLM's BFF idea made exact and order-defined: documents and paragraphs whose n-grams
   were mostly seen earlier in (doc_id, paragraph) order are removed ("old-both").
 
+The text-based methods (exact, minhash, paragraph) take ``normalization`` (``udfs.dedup.Normalization``):
+``units: words`` (the default) or ``units: chars`` for Chinese and other scripts written without spaces
+(``conf/dedup/zh.yaml``), where shingles and n-grams count characters.
+
 In every group of duplicates one survivor is kept by the step's ``keep`` policy: ``first`` (smallest
 doc_id), ``longest`` (most characters, then smallest id) or ``best`` (largest value of column ``by``,
 then smallest id), so the same input gives the same survivors.

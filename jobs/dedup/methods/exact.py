@@ -15,8 +15,10 @@ class ExactConfig(KeepConfig):
 
 @register
 class Exact(Method):
-    """Documents with the same key ``udfs.dedup.exact_key`` (SHA-1 of ``normalized_text``) are one
-    group; a document with no word has no key and is never a duplicate."""
+    """Documents with the same key ``udfs.dedup.exact_key`` (SHA-1 of ``normalized_text``: the
+    normalised words joined by spaces, or with ``normalization.units: chars`` the normalised characters
+    with no separator, so texts that differ only in spacing and punctuation are equal) are one group;
+    a document with no unit has no key and is never a duplicate."""
 
     name, config = "exact", ExactConfig
 

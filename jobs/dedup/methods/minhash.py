@@ -15,7 +15,7 @@ from udfs.dedup import Normalization
 
 class MinHashConfig(KeepConfig):
     method: Literal["minhash"]
-    ngram: int = Field(5, ge=1)
+    ngram: int = Field(5, ge=1)  # units per shingle: words, or characters with normalization.units: chars
     num_perm: int = Field(128, ge=2)
     threshold: float = Field(0.8, gt=0, lt=1)
     bands: int | None = Field(None, ge=1)
@@ -102,7 +102,8 @@ def component_stats(comp, log) -> dict:
 
 @register
 class MinHash(Method):
-    """MinHash signatures (``udfs.dedup``; datasketch-compatible) computed in ``mapInArrow``; ``bands``
+    """MinHash signatures of ``ngram``-unit shingles (``udfs.dedup``: words, or characters with
+    ``normalization.units: chars``; datasketch-compatible) computed in ``mapInArrow``; ``bands``
     x ``rows`` LSH keys (given, or chosen for ``threshold`` as datasketch does); every document of a
     bucket is linked to the bucket's smallest id (a star, not all pairs); optionally each candidate edge
     is verified by the exact Jaccard of the two shingle sets; connected components by alternating

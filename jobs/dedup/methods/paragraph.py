@@ -12,7 +12,7 @@ from udfs.dedup import Normalization
 
 class ParagraphConfig(StepConfig):
     method: Literal["paragraph"]
-    ngram: int = Field(13, ge=1)
+    ngram: int = Field(13, ge=1)  # units per n-gram: words, or characters with normalization.units: chars
     threshold: float = Field(0.8, gt=0, le=1)
     doc_threshold: float = Field(0.8, gt=0, le=1)
     normalization: Normalization = Normalization()
