@@ -49,7 +49,7 @@ PLANTED = {
         "安装指南中文说明", *(f"{z}：{e}" for z, e in zip(
             ["网络配置说明", "地址检查方法", "重启服务步骤", "编辑配置文件", "重新启动机器", "首先安装软件包"],
             ["Configure the network interface.", "Check the address with ip addr.", "Restart the service.",
-             "Edit the config file.", "Reboot the machine now.", "Install the package first."]))),
+             "Edit the config file.", "Reboot the machine now.", "Install the package first."], strict=True))),
         "cjk_ratio_filter:cjk_ratio<0.3"),
     "http://spam.example.cn/short": (html("短", "太短了。"), "page_length_filter:chars<201"),
 }
