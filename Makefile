@@ -3,7 +3,9 @@
 #   make demo    ingest the bundled sample into ./lake, train a small quality classifier on it, filter it
 #                (DCLM-Baseline heuristics + that classifier), print the funnel, dedup (exact +
 #                MinHash-LSH), decontaminate and tokenize into MDS shards, train a tiny model (CPU),
-#                evaluate it on CORE (20 examples per task), write the HTML data report (LAKE/report.html)
+#                evaluate it on CORE (20 examples per task), write the HTML data report (LAKE/report.html);
+#                then the Chinese / multilingual sample (sample/zh) through conf/pipelines/multilingual.yaml
+#                and conf/dedup/zh.yaml into LAKE/multilingual
 #   make eval    CKPT=path [SUITE=conf/eval/extended.yaml] [LIMIT=n]
 #   make train   SCALE=400M-1x|1B-1x|1B-5x|7B-1x|7B-2x|debug-tiny DATA=MDS_URI [NPROC=8] [NNODES=n RDZV=host:port]
 #   make doremi  LAKE=lake TABLE=documents OUT=dir [DOMAIN=source] [STEPS=n]: DoReMi domain weights
@@ -67,6 +69,10 @@ demo: setup
 		--eval-dir $(SHARED)/data/eval --out $(LAKE)/runs/demo/eval_core.json \
 		--ppl-text $(SHARED)/data/text/wikitext2/valid.txt --ppl-tokens 20000
 	$(PY) -m jobs.report --lake $(LAKE) --out $(LAKE)/report.html
+	@# Chinese and other languages (sample/zh): every page to the rules of its language (lid.176 routing)
+	$(PY) jobs/ingest.py --input sample/zh --lake $(LAKE)/multilingual --source zh-sample
+	$(PY) jobs/filter.py --config conf/pipelines/multilingual.yaml --lake $(LAKE)/multilingual
+	$(PY) jobs/dedup/main.py --config conf/dedup/zh.yaml --lake $(LAKE)/multilingual
 
 report: setup
 	$(PY) -m jobs.report --lake $(LAKE) --out $(LAKE)/report.html $(if $(RUN_ID),--run $(RUN_ID))

@@ -267,6 +267,12 @@ def print_funnel(pipe, rows, thresholds) -> tuple[int, int]:
         pct = 100.0 * r[9] / r[8] if r[8] else 0.0
         print(f"{r[2]:34s} {r[5]:8d} {r[6]:9d} {r[7]:8d} {pct:10.1f}%")
     kept_n = n_in - dropped
+    if pipe.route is not None:  # per branch: documents routed there and kept
+        by_index = {r[3]: r for r in funnel}
+        for b, (first, last, _) in pipe.route.branches.items():
+            got = [by_index[k] for k in range(first, last) if k in by_index]
+            if got:
+                print(f"route {b}: {got[0][5]} documents, kept {got[0][5] - sum(r[7] for r in got)}")
     print(f"kept {kept_n} of {n_in} documents" + (f" ({100.0 * kept_n / n_in:.1f}%)" if n_in else ""))
     steps = dict(pipe.steps)
     for sid, t in thresholds.items():
