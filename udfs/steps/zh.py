@@ -42,6 +42,7 @@ ZH_PUNCT_FULLWIDTH = "，。！？：；（）、"
 # ASCII punctuation written between Han characters -> the Chinese form
 _ASCII_TO_ZH = {",": "，", "!": "！", "?": "？", ":": "：", ";": "；", ".": "。"}
 _SENTENCE_PUNCT = "，。！？；：、,.!?;:"
+_SENTENCE_END = ("。", "！", "？", "!", "?")
 # invisible format characters removed (zero-width space / no-break, word joiner, BOM, soft hyphen,
 # bidirectional embeddings and isolates, LRM / RLM); ZWJ / ZWNJ stay (they carry meaning in Persian,
 # Indic scripts and emoji)
@@ -177,6 +178,8 @@ class _OpenCC:
             self.changed = frozenset(a for a, b in zip(han, converted, strict=True) if a != b)
         else:  # a multi-character mapping somewhere: character by character
             self.changed = frozenset(c for c in han if self.converter.convert(c) != c)
+        # counting them is one regular-expression scan (a character set of a few thousand members)
+        self.pattern = re.compile("[" + "".join(sorted(self.changed)) + "]")
 
     @classmethod
     def get(cls, config: str) -> _OpenCC:
@@ -186,11 +189,14 @@ class _OpenCC:
             return cls._by_config[config]
 
 
-def traditional_share(text: str, changed: frozenset) -> tuple[float, int]:
-    """(share of Han characters that the conversion changes, number of Han characters)."""
+def traditional_share(text: str, changed: frozenset | re.Pattern) -> tuple[float, int]:
+    """(share of Han characters that the conversion changes, number of Han characters); ``changed``
+    is the set of those characters or a pattern matching one of them."""
     n_han = len(HAN_CHAR.findall(text))
     if not n_han:
         return 0.0, 0
+    if isinstance(changed, re.Pattern):
+        return len(changed.findall(text)) / n_han, n_han
     return sum(map(changed.__contains__, text)) / n_han, n_han
 
 
@@ -223,7 +229,7 @@ class ChineseConvert(Step):
 
     def apply(self, doc):
         cc = _OpenCC.get(self.p.config)
-        share, n_han = traditional_share(doc.text, cc.changed)
+        share, n_han = traditional_share(doc.text, cc.pattern)
         doc.meta[self.p.key] = share
         doc.meta["zh_script"] = None if not n_han else ("hant" if share > self.p.hant_share else "hans")
         convert = self.p.mode == "convert" and n_han > 0 and share > self.p.min_share
@@ -358,7 +364,6 @@ class CharNgramRepetition(Step):
         return f"dup_{self.p.n}char_ngram>{self.p.max_share:g}" if hit else None
 
 
-_SENTENCE_SPLIT = re.compile(rf"[{re.escape(_SENTENCE_PUNCT)}\n]")
 
 
 @register
@@ -373,12 +378,18 @@ class ChinesePunctuation(Step):
         max_run: int | None = Field(64, ge=1)
         min_punct_per_han: float | None = Field(None, ge=0)
 
+    def __init__(self, params):
+        super().__init__(params)
+        # only a segment longer than max_run characters can hold more than max_run Han characters
+        n = (params.max_run or 0) + 1
+        self._long = re.compile(rf"[^{re.escape(_SENTENCE_PUNCT)}\n]{{{n},}}")
+
     def apply(self, doc):
         text = doc.text
         if self.p.max_run is not None:
-            longest = max((len(HAN_CHAR.findall(seg)) for seg in _SENTENCE_SPLIT.split(text)), default=0)
-            if longest > self.p.max_run:
-                return f"unpunctuated_run>{self.p.max_run}"
+            for m in self._long.finditer(text):
+                if len(HAN_CHAR.findall(m.group())) > self.p.max_run:
+                    return f"unpunctuated_run>{self.p.max_run}"
         if self.p.min_punct_per_han is not None:
             n_han = len(HAN_CHAR.findall(text))
             n_p = sum(text.count(c) for c in _SENTENCE_PUNCT)
@@ -461,19 +472,22 @@ class ChineseGarble(Step):
 
 @register
 class BoilerplateLine(Step):
-    """Remove lines of at most ``max_length`` characters that contain a boilerplate phrase of
+    """Remove lines of at most ``max_length`` characters (20) that contain a boilerplate phrase of
     ``banlist_from_fname`` (default ``banlists/zh_boilerplate.txt``: "点击", "扫码关注", "版权所有",
     "上一篇", "下一篇", "返回顶部" …, one a line) or of ``banlist``. With ``word_counter_enricher`` before
     it and ``word_removal_ratio_filter`` after it, a page that loses more than 5% of its characters
     (``units: zh``) this way is dropped: RefinedWeb's rule for its line modifiers. Longer lines
-    containing a phrase are text, not boilerplate, and stay."""
+    containing a phrase, and (``keep_sentences``) short ones ending in 。！？, are text, not
+    boilerplate, and stay: "如果点击「继续」，您将会看到一个对话框。" mentions 点击 in a sentence."""
 
     name, kind = "boilerplate_line_modifier", "modifier"
 
     class Params(StrictModel):
         banlist_from_fname: str | None = "banlists/zh_boilerplate.txt"
         banlist: list[str] = []
-        max_length: int = Field(40, ge=1)
+        max_length: int = Field(20, ge=1)
+        # a line ending like a sentence (。！？) is text even when short and containing a phrase
+        keep_sentences: bool = True
         key: str | None = "boilerplate_lines"  # number of lines removed (an int column)
 
     def __init__(self, params):
@@ -497,7 +511,8 @@ class BoilerplateLine(Step):
         kept, removed = [], 0
         for line in text.split("\n"):
             s = line.strip()
-            if len(s) <= limit and s and self._re.search(s):
+            if s and len(s) <= limit and not (self.p.keep_sentences and s.endswith(_SENTENCE_END)) \
+                    and self._re.search(s):
                 removed += 1
             else:
                 kept.append(line)
