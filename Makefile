@@ -132,6 +132,7 @@ bench: setup
 	$(PY) bench/train_speed.py
 	$(PY) bench/eval_speed.py
 	$(PY) bench/doremi.py --shared $(SHARED)
+	$(PY) bench/zh_filter.py --shared $(SHARED)
 
 lint: setup
 	$(PY) -m ruff check .
