@@ -185,13 +185,10 @@ def test_gopher_repetition_takes_per_language_thresholds():
 # ------------------------------------------------------------------------------------- pipelines
 
 
-def test_zh_baseline_loads_and_cleans_a_page():
+def test_zh_baseline_loads_and_cleans_a_page(shared):
     pipe = load(REPO / "conf" / "pipelines" / "zh_baseline.yaml")
     assert pipe.units.name == "zh" and {"zh_traditional_share", "blacklist_hits", "pii_email"} <= set(pipe.columns())
-    z = zipfile.ZipFile(REPO.parent / "shared" / "data" / "text" / "nltk-corpora" / "udhr2.zip") \
-        if (REPO.parent / "shared").is_dir() else None
-    if z is None:
-        pytest.skip("shared data not beside the checkout")
+    z = zipfile.ZipFile(shared / "data" / "text" / "nltk-corpora" / "udhr2.zip")
     hant = z.read("udhr2/cmn_hant.txt").decode()
     o = pipe.run(hant + "\n联系邮箱 someone@example.com 电话 13812345678")
     assert o.kept, (o.step, o.reason)
