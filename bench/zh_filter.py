@@ -76,7 +76,6 @@ FALLBACK_WORDS = ["博彩", "百家乐", "六合彩", "时时彩", "赌场", "�
 ONE_PROCESS = """
 import json, sys, time
 sys.path.insert(0, {repo!r})
-import udfs.steps.units_zh, udfs.steps.zh  # registered by udfs.steps once its __init__ imports them
 from udfs import kernels
 from udfs.pipeline import load
 docs = []

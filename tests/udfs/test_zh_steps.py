@@ -70,7 +70,7 @@ def test_traditional_is_converted_or_tagged_never_dropped(shared):
     z = zipfile.ZipFile(shared / "data" / "text" / "nltk-corpora" / "udhr2.zip")
     hans = z.read("udhr2/cmn_hans.txt").decode()
     hant = z.read("udhr2/cmn_hant.txt").decode()
-    changed = _OpenCC.get("t2s").changed
+    changed = _OpenCC.get("t2s").pattern
     assert traditional_share(hans, changed)[0] == 0.0
     assert traditional_share(hant, changed)[0] > 0.2
     conv = step("chinese_convert_modifier")

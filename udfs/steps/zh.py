@@ -28,11 +28,13 @@ import unicodedata
 from typing import Literal
 
 import numpy as np
+import regex
 from pydantic import Field
 
 from lakesift.config import StrictModel
 from udfs import kernels as K
 from udfs.steps.base import Step, _modified, _read_list, register
+from udfs.steps.gopher import _ngram_fractions
 from udfs.steps.units_zh import HAN, HAN_CHAR
 
 # ---------------------------------------------------------------------------------------- characters
@@ -51,10 +53,6 @@ _INVISIBLE = "\u200b\u2060\ufeff\u00ad\u200e\u200f\u202a\u202b\u202c\u202d\u202e
 # code point. Kept as they are: super- / subscripts, fractions, circled and squared forms (NFKC
 # would merge ² into 2, ½ into 1⁄2, ① into 1, ㎏ into kg) and vertical presentation forms.
 _NFKC_UNSAFE_TAGS = ("<super>", "<sub>", "<fraction>", "<circle>", "<square>", "<vertical>")
-
-
-def _is_han(c: str) -> bool:
-    return HAN_CHAR.match(c) is not None
 
 
 _TABLES: dict[tuple, dict[int, str | None]] = {}
@@ -189,15 +187,13 @@ class _OpenCC:
             return cls._by_config[config]
 
 
-def traditional_share(text: str, changed: frozenset | re.Pattern) -> tuple[float, int]:
+def traditional_share(text: str, changed: re.Pattern) -> tuple[float, int]:
     """(share of Han characters that the conversion changes, number of Han characters); ``changed``
-    is the set of those characters or a pattern matching one of them."""
+    matches one such character (:attr:`_OpenCC.pattern`)."""
     n_han = len(HAN_CHAR.findall(text))
     if not n_han:
         return 0.0, 0
-    if isinstance(changed, re.Pattern):
-        return len(changed.findall(text)) / n_han, n_han
-    return sum(map(changed.__contains__, text)) / n_han, n_han
+    return len(changed.findall(text)) / n_han, n_han
 
 
 @register
@@ -351,8 +347,6 @@ class CharNgramRepetition(Step):
         max_share: float = Field(0.5, ge=0, le=1)
 
     def apply(self, doc):
-        from udfs.steps.gopher import _ngram_fractions
-
         chars = list(_WS.sub("", doc.lower))
         if len(chars) < self.p.n:
             return None
@@ -411,13 +405,9 @@ class SpecialCharRatio(Step):
     class Params(StrictModel):
         max_ratio: float = Field(0.25, ge=0, le=1)
 
-    _SPECIAL = None
+    _SPECIAL = regex.compile(r"[\p{S}\p{Co}\ufffd]")
 
     def apply(self, doc):
-        if SpecialCharRatio._SPECIAL is None:
-            import regex
-
-            SpecialCharRatio._SPECIAL = regex.compile(r"[\p{S}\p{Co}\ufffd]")
         text = doc.text
         total = len(_WS.sub("", text))
         if not total:
