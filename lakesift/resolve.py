@@ -42,6 +42,11 @@ def is_hub(spec: str) -> bool:
     return spec.startswith(("hf://", "hf:"))
 
 
+def looks_like_hub_id(spec: str) -> bool:
+    """``hf://…`` / ``hf:…``, or a bare ``owner/repo`` that is not a path."""
+    return is_hub(spec) or _looks_like_hub_id(spec)
+
+
 def _looks_like_hub_id(spec: str) -> bool:
     parts = spec.split("/")
     return (len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))

@@ -15,7 +15,10 @@ import json
 from pathlib import Path
 
 
-def export(model, scale, out: Path) -> None:
+def export(model, scale, out: Path, vocab: dict | None = None) -> None:
+    """Gather the (sharded) model's full weights and write them to ``out`` (rank 0): our format, or for a
+    Hugging Face model (``training.hf.HFCausalLM``) its own (``save_pretrained``). ``vocab``: the
+    vocabulary facts of a resized model (``training.resize``), kept in ``config.json``."""
     import torch.distributed as dist
     from safetensors.torch import save_file
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -24,9 +27,16 @@ def export(model, scale, out: Path) -> None:
     if not dist.is_initialized() or dist.get_rank() == 0:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        if hasattr(model, "hf"):
+            from training import hf
+
+            hf.save_trained(model, state, out, vocab)
+            return
         save_file({k: v.contiguous().float() for k, v in state.items()}, str(out / "model.safetensors"))
-        (out / "config.json").write_text(json.dumps({"format": "lakesift-open_lm", "scale": scale.name,
-                                                     "model": scale.model.model_dump()}, indent=1))
+        conf = {"format": "lakesift-open_lm", "scale": scale.name, "model": scale.model.model_dump()}
+        if vocab:
+            conf["vocab"] = vocab
+        (out / "config.json").write_text(json.dumps(conf, indent=1))
 
 
 def load(folder: str | Path, device: str = "cpu"):

@@ -38,10 +38,29 @@ def rope_tables(head_dim: int, seq_len: int, base: float, device=None) -> tuple[
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (batch, heads, seq, head_dim); rotate pairs (even, odd halves) by position."""
+    """x: (batch, heads, seq, head_dim); rotate pairs (even, odd halves) by position. ``cos`` / ``sin``:
+    (positions, head_dim / 2) for positions 0, 1, …, or (batch, 1, seq, head_dim / 2) per token."""
     x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
-    cos, sin = cos[: x.shape[-2]].to(x.dtype), sin[: x.shape[-2]].to(x.dtype)
+    if cos.dim() == 2:
+        cos, sin = cos[: x.shape[-2]], sin[: x.shape[-2]]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def document_attention(doc_ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    """For sequences that pack several documents (``doc_ids``: (batch, seq), a document's number at each
+    position, non-decreasing): the boolean attention mask (batch, 1, seq, seq) that lets a position see
+    only the earlier positions of its own document, and the rotary tables at positions restarted at each
+    document's first token, so every document is computed exactly as it would be alone."""
+    s = doc_ids.shape[1]
+    same = doc_ids[:, :, None] == doc_ids[:, None, :]
+    causal = torch.ones(s, s, dtype=torch.bool, device=doc_ids.device).tril()
+    idx = torch.arange(s, device=doc_ids.device).expand_as(doc_ids)
+    first = torch.ones_like(doc_ids, dtype=torch.bool)
+    first[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    start = torch.cummax(torch.where(first, idx, torch.zeros_like(idx)), dim=1).values
+    pos = idx - start
+    return (same & causal)[:, None], cos[pos][:, None], sin[pos][:, None]
 
 
 class Attention(nn.Module):
@@ -53,7 +72,7 @@ class Attention(nn.Module):
         self.out = nn.Linear(d, d, bias=False)
         self.qk_norm, self.eps = cfg.qk_norm, cfg.norm_eps
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, mask=None):
         b, s, d = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         if self.qk_norm:
@@ -61,7 +80,10 @@ class Attention(nn.Module):
             k = F.layer_norm(k, (d,), None, None, self.eps)
         q, k, v = (t.view(b, s, self.h, self.head_dim).transpose(1, 2) for t in (q, k, v))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(b, s, d))
 
 
@@ -84,8 +106,8 @@ class Block(nn.Module):
         self.ffn_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = SwiGLU(cfg)
 
-    def forward(self, x, cos, sin):
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x, cos, sin, mask=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -98,15 +120,19 @@ class Transformer(nn.Module):
         self.norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(tokens))
+    def forward(self, tokens: torch.Tensor, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.hidden(tokens, doc_ids))
 
-    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The final normalised hidden states (apply ``head`` to the positions you need)."""
+    def hidden(self, tokens: torch.Tensor, doc_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The final normalised hidden states (apply ``head`` to the positions you need). ``doc_ids``
+        (batch, seq): limit attention to each position's own document (:func:`document_attention`)."""
         h = self.embed(tokens)
         cos, sin = rope_tables(self.cfg.d_model // self.cfg.n_heads, tokens.shape[1], self.cfg.rope_base, tokens.device)
+        mask = None
+        if doc_ids is not None:
+            mask, cos, sin = document_attention(doc_ids, cos, sin)
         for layer in self.layers:  # training.parallelize may checkpoint, compile and shard each one
-            h = layer(h, cos, sin)
+            h = layer(h, cos, sin) if mask is None else layer(h, cos, sin, mask)
         return self.norm(h)
 
 

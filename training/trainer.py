@@ -112,11 +112,13 @@ class Schedule:
 
 class Trainer:
     """Trains ``model`` with ``objective`` on ``loader``'s micro-batches; ``world`` is this rank's
-    ``training.distributed.World``, ``desc`` the progress bar's label."""
+    ``training.distributed.World``, ``desc`` the progress bar's label, ``freezer`` what stays frozen
+    (``training.freeze``: its gradient mask before clipping, its restore after each optimizer step)."""
 
     def __init__(self, *, scale, model, objective, optimizer, loader, checkpointer, world, log: RunLog,
-                 schedule: Schedule, flops_per_token: int, peak_flops: float | None, desc: str):
+                 schedule: Schedule, flops_per_token: int, peak_flops: float | None, desc: str, freezer=None):
         self.scale, self.model, self.objective, self.opt, self.loader = scale, model, objective, optimizer, loader
+        self.freezer = freezer  # training.freeze.Freezer: what stays frozen (None: nothing)
         self.ckpt, self.world, self.log, self.sched = checkpointer, world, log, schedule
         self.fpt, self.peak, self.desc = flops_per_token, peak_flops, desc
         self.accum = accumulation(scale.global_batch, scale.micro_batch, world.size)
@@ -155,10 +157,15 @@ class Trainer:
                 if k not in sums:
                     sums[k] = torch.zeros((), device=device)
                 sums[k] += v.detach() / accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.scale.grad_clip)
+        if self.freezer is not None:
+            self.freezer.mask_grads()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, self.scale.grad_clip)
         grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        if self.freezer is not None:
+            self.freezer.restore()
         names = list(sums)
         avg = torch.stack([sums[k] for k in names])
         dist.all_reduce(avg, op=dist.ReduceOp.AVG)
@@ -204,7 +211,8 @@ class Trainer:
         if self.step >= sched.total_steps:
             from training.export import export
 
-            export(self.model, scale, self.ckpt.out / "final")  # every rank takes part in gathering; rank 0 writes
+            # every rank takes part in gathering; rank 0 writes
+            export(self.model, scale, self.ckpt.out / "final", self.ckpt.info.get("vocab"))
             log.print(f"final model: {self.ckpt.out / 'final'}")
         log.close()
         return self.step

@@ -96,6 +96,31 @@ def pack(token_lists: Iterable[list[int]], length: int, remainder: str, pad_id: 
             yield None, 0, len(buf)
 
 
+def pack_bounded(token_lists: Iterable[list[int]], length: int, pad_id: int
+                 ) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+    """:func:`pack` for bucketed datasets, which lose no token and keep document boundaries: the
+    documents concatenated and cut into sequences of ``length``, the last one padded with ``pad_id``.
+
+    Yields (sequence, padding, starts): ``starts`` the positions in the sequence where a document (or
+    the padding) begins, always with 0 first (a document continued from the previous sequence begins
+    a segment there too), so ``cumsum`` of the start flags numbers the segments the trainer keeps apart
+    (``--doc-attention``); the trainer also leaves the padding's positions out of the loss."""
+    lists = [np.asarray(t, dtype=np.int64) for t in token_lists]
+    if not lists or not sum(len(t) for t in lists):
+        return
+    flat = np.concatenate(lists)
+    doc_starts = np.cumsum([0] + [len(t) for t in lists[:-1]])
+    n = -(-len(flat) // length)
+    pad = n * length - len(flat)
+    if pad:
+        flat = np.concatenate([flat, np.full(pad, pad_id, dtype=np.int64)])
+        doc_starts = np.append(doc_starts, n * length - pad)
+    for i in range(n):
+        lo = i * length
+        inside = doc_starts[(doc_starts > lo) & (doc_starts < lo + length)] - lo
+        yield flat[lo:lo + length], pad if i == n - 1 else 0, np.unique(np.concatenate([[0], inside])).astype(np.int32)
+
+
 def chunks(token_lists: Iterable[list[int]], seq_len: int) -> int:
     """DoReMi's "nopack" count: the sequences of ``seq_len`` tokens the documents would fill if each
     were cut on its own, sum of ceil(len / seq_len)."""

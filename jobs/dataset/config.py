@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from jobs.dataset.writers import WRITERS
 from lakesift.config import StrictModel
+from lakesift.stages import Stage
 
 
 class Source(StrictModel):
@@ -112,6 +113,17 @@ class Domains(StrictModel):
         return self
 
 
+class Buckets(StrictModel):
+    """Colossal-LLaMA-2's bucketed preparation (``docs/vocab.md``): each domain's documents dealt over
+    ``count`` buckets, so every bucket holds the same mix; each bucket written as its own MDS dataset
+    (``OUT/buckets/bucket-000/``…) and the stage manifest ``OUT/stages.yaml`` from ``stages``."""
+
+    count: int = Field(0, ge=0)  # 0: no buckets
+    seed: int | None = None  # the deal's seed (default: shuffle.seed)
+    boundaries: bool = True  # also write each sequence's document starts (`starts`) and padding (`pad`)
+    stages: list[Stage] = []  # written to OUT/stages.yaml with the buckets' facts (lakesift/stages.py)
+
+
 class DatasetConfig(StrictModel):
     name: str = "dataset"
     sources: list[Source]
@@ -124,6 +136,7 @@ class DatasetConfig(StrictModel):
     # domains: how documents are grouped for DoReMi-style mixing; given (even {}), the run also writes
     # the domain records (manifest domains, reference_weights.json, domain_stats); docs/domains.md
     domains: Domains = Domains()
+    buckets: Buckets = Buckets()
 
     @model_validator(mode="after")
     def _unique_sources(self):
@@ -137,7 +150,33 @@ class DatasetConfig(StrictModel):
         d = self.domains
         if (d.layout == "streams" or d.validation.fraction > 0) and self.output.format != "mds":
             raise ValueError("domains: layout streams and validation write MDS datasets (output.format: mds)")
+        b = self.buckets
+        if b.count:
+            if self.output.format != "mds" or d.layout == "streams":
+                raise ValueError("buckets: write one MDS dataset per bucket (output.format: mds, domains.layout: "
+                                 "single)")
+            if "remainder" in self.packing.model_fields_set and self.packing.remainder == "drop":
+                raise ValueError("buckets: lose no token; the last sequence of each packing group is padded "
+                                 "(packing.remainder: pad, the default with buckets)")
+            for st in b.stages:
+                bad = [i for i in (st.buckets if st.buckets != "all" else []) if not 0 <= i < b.count]
+                if bad:
+                    raise ValueError(f"buckets.stages: stage {st.name} names buckets {bad}; there are "
+                                     f"{b.count} (0 to {b.count - 1})")
+        elif b.stages:
+            raise ValueError("buckets.stages: needs buckets.count")
         return self
+
+    @property
+    def packing_groups(self) -> int:
+        """Packing groups per (source, domain): ``packing.groups`` per bucket (a document's group is
+        ``bucket x packing.groups + hash(doc_id) mod packing.groups``)."""
+        return self.packing.groups * max(1, self.buckets.count)
+
+    @property
+    def remainder(self) -> str:
+        """What becomes of a packing group's last, partial sequence: padded with buckets (no token lost)."""
+        return "pad" if self.buckets.count else self.packing.remainder
 
     @property
     def domains_given(self) -> bool:
@@ -147,4 +186,7 @@ class DatasetConfig(StrictModel):
     def record(self, **dump) -> dict:
         """The config as runs record it (fingerprint, manifest, ``datasets``, ``_runs``): without a
         ``domains`` section that was not given, so such a config records, and its run id reads, as before."""
-        return self.model_dump(exclude=None if self.domains_given else {"domains"}, **dump)
+        exclude = set() if self.domains_given else {"domains"}
+        if "buckets" not in self.model_fields_set:
+            exclude.add("buckets")
+        return self.model_dump(exclude=exclude or None, **dump)

@@ -169,7 +169,7 @@ def plan(cfg, pairs: dict) -> Plan:
     for s in sorted({s for s, _ in pairs}):
         for i, d in enumerate(sorted(d for src, d in pairs if src == s)):
             local[(s, d)] = i
-    check_id_budget(len(cfg.sources), max((i + 1 for i in local.values()), default=1), cfg.packing.groups,
+    check_id_budget(len(cfg.sources), max((i + 1 for i in local.values()), default=1), cfg.packing_groups,
                     max((c.sequences for c in pairs.values()), default=0))
     check_names(cfg.domains.epochs, names, "domains.epochs")
     return Plan(names, folders(names) if writes_folders(cfg) else None, local, mixing_unit(cfg))

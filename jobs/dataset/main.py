@@ -31,13 +31,14 @@ from jobs.dataset.manifest import (
     with_domain,
     write_manifest,
     write_reference_weights,
+    write_stages,
 )
 from jobs.dataset.mix import hold_out, mix, sequences
 from jobs.dataset.pack import Counts, tokenize_and_pack
 from jobs.dataset.shuffle import shuffle
 from jobs.dataset.write import check_out, clear_out, write
 from jobs.dataset.writers import WRITERS
-from jobs.dataset.writers.mds import MDSStreamsWriter
+from jobs.dataset.writers.mds import MDSBucketsWriter, MDSStreamsWriter
 from lakesift.config import ConfigError
 from lakesift.io import is_local, local_path
 
@@ -175,6 +176,8 @@ class DatasetJob(Job):
         sources = source_facts(cfg, r)
         domains = domain_facts(cfg, r) if cfg.domains_given else None
         write_manifest(req.out, manifest(req, r, ctx.run.id, ctx.run.started_at, sources, domains))
+        if cfg.buckets.count:
+            write_stages(req.out, cfg, r)
         ctx.lake.replace_run_rows(spark, datasets_row(spark, req, r, ctx.run.id, sources), "datasets", ctx.run.id)
         if domains is not None:
             write_reference_weights(req.out, domains)
@@ -204,7 +207,13 @@ class DatasetJob(Job):
                 docs, flagged, report = decontaminate(spark, docs, d, index, index_path, persisted)
             packed, per_domain = tokenize_and_pack(docs, cfg, req.tok_json, req.tinfo, persisted, ctx.run.started_at)
             plan = D.plan(cfg, per_domain)
-            train = sequences(packed, cfg.sources, plan.local_index, cfg.packing.groups)
+            train = sequences(packed, cfg.sources, plan.local_index, cfg.packing_groups)
+            extra: tuple[str, ...] = ()
+            if cfg.buckets.count:
+                from pyspark.sql import functions as F
+
+                train = train.withColumn("bucket", F.floor(F.col("grp") / F.lit(cfg.packing.groups)).cast("int"))
+                extra = ("bucket", "starts", "pad") if cfg.buckets.boundaries else ("bucket",)
             held, n_held = None, {}
             if cfg.domains.validation.fraction > 0:
                 train, held = hold_out(train, cfg.domains.validation.fraction, validation_seed(cfg))
@@ -212,7 +221,7 @@ class DatasetJob(Job):
                           .collect()}
             freq = unit_frequencies(cfg, plan, per_domain, n_held)
             clear_out(req.out)
-            shuffled, n_written, n_groups = shuffle(mix(train, plan.unit, freq, cfg.shuffle.seed), cfg.shuffle)
+            shuffled, n_written, n_groups = shuffle(mix(train, plan.unit, freq, cfg.shuffle.seed), cfg.shuffle, extra)
             writer = self.writer(req, req.out, plan, cfg.domains.layout == "streams")
             w = write(spark, shuffled, writer, n_written, n_groups)
             facts = writer.finalize(w.groups, w.parts)
@@ -224,7 +233,8 @@ class DatasetJob(Job):
                 df.unpersist()
             shutil.rmtree(work, ignore_errors=True)
         return Result(versions, per_domain, plan, freq, w.per_source, w.per_domain, n_held, n_written, n_groups,
-                      w.seconds, facts, validation, index.tasks if index is not None else None, flagged, report)
+                      w.seconds, facts, validation, index.tasks if index is not None else None, flagged, report,
+                      w.per_route if cfg.buckets.count else None)
 
     @staticmethod
     def writer(req: Request, out: str, plan: D.Plan, streams: bool):
@@ -233,6 +243,9 @@ class DatasetJob(Job):
         if streams:
             return MDSStreamsWriter(out, cfg.output, req.dtype, length,
                                     {n: f"domains/{f}" for n, f in plan.folders.items()})
+        if cfg.buckets.count:
+            return MDSBucketsWriter(out, cfg.output, req.dtype, length, cfg.buckets.count, with_domain(cfg),
+                                    cfg.buckets.boundaries)
         return WRITERS[cfg.output.format](out, cfg.output, req.dtype, length, with_domain(cfg))
 
     def write_validation(self, spark, req: Request, held, plan: D.Plan) -> dict:

@@ -32,6 +32,7 @@ class Result:
     eval_tasks: list[str] | None = None  # None: no decontamination
     flagged: int = 0  # documents contaminated
     contamination: list[dict] | None = None  # per eval task
+    buckets: dict[str, dict[str, int]] | None = None  # bucket -> {domain: sequences written}; None: no buckets
 
 
 def _totals(per_domain: dict, part: int) -> dict[str, Counts]:
@@ -108,18 +109,48 @@ def manifest(req, r: Result, run_id: str, started: datetime, sources: dict, doma
     m = {
         "run_id": run_id, "name": cfg.name, "created_at": started.isoformat(), "out": req.out,
         "tokenizer": {"name": cfg.tokenizer.name, **req.tinfo, "append_eos": cfg.tokenizer.append_eos},
-        "seq_len": p.seq_len, "sequence_tokens": length, "dtype": req.dtype, "remainder": p.remainder,
+        "seq_len": p.seq_len, "sequence_tokens": length, "dtype": req.dtype, "remainder": cfg.remainder,
         "sequences": int(r.sequences), "tokens": int(r.sequences) * length, **r.facts,
         "shard_groups": r.shard_groups, "sources": sources,
         "decontamination": {"enabled": r.eval_tasks is not None, "documents_flagged": int(r.flagged),
                             "action": cfg.decontamination.action, "tasks": r.contamination or []},
         "config": cfg.record(),
     }
+    if r.buckets is not None:
+        m["buckets"] = bucket_facts(cfg, r)
     if domains is not None:
         m.update(domains=domains, domain_config=domain_config(cfg, r))
         if r.validation is not None:
             m["validation"] = r.validation
     return m
+
+
+def bucket_facts(cfg, r: Result) -> dict:
+    """The buckets' record (manifest ``buckets``, and ``stages.yaml``): the deal and, per bucket, its folder
+    and the sequences written of each domain."""
+    from jobs.dataset.writers.mds import bucket_folder
+
+    b = cfg.buckets
+    per = {i: dict(sorted((r.buckets or {}).get(str(i), {}).items())) for i in range(b.count)}
+    return {"count": b.count, "by": cfg.domains.by, "seed": cfg.shuffle.seed if b.seed is None else b.seed,
+            "boundaries": b.boundaries,
+            "buckets": {i: {"folder": bucket_folder(i), "sequences": sum(d.values()), "domains": d}
+                        for i, d in per.items()}}
+
+
+def write_stages(out: str, cfg, r: Result) -> None:
+    """``OUT/stages.yaml``: the configured stages (none: one stage over every bucket) with the buckets'
+    facts, checked as the trainer will read it."""
+    import yaml
+
+    from lakesift.io import write_text
+    from lakesift.stages import Stage, StageManifest
+
+    stages = cfg.buckets.stages or [Stage(name="all")]
+    sm = StageManifest(buckets=bucket_facts(cfg, r)["buckets"], stages=stages)
+    text = ("# the stage manifest of this bucketed dataset (lakesift/stages.py): python -m training.train "
+            "--stages stages.yaml\n" + yaml.safe_dump(sm.model_dump(mode="json"), sort_keys=False))
+    write_text(f"{out.rstrip('/')}/stages.yaml", text)
 
 
 def write_manifest(out: str, m: dict) -> None:
@@ -188,6 +219,15 @@ def print_summary(req, r: Result, sources: dict, domains: dict | None) -> None:
     n = r.sequences
     print(f"{n} sequences of {length} tokens ({n * length:,} tokens, {req.dtype}) in "
           f"{r.facts['shards']} shards, {r.shard_groups} shard groups; written in {r.write_seconds:.1f} s")
+    if r.buckets is not None:
+        pad = sum(c.padding for c in r.per_domain.values())
+        toks = sum(c.sequences for c in r.per_domain.values()) * length
+        print(f"buckets: {cfg.buckets.count} by {cfg.domains.by} under {req.out.rstrip('/')}/buckets, "
+              f"stage manifest {req.out.rstrip('/')}/stages.yaml; padding {pad:,} of {toks:,} packed tokens "
+              f"({100 * pad / max(1, toks):.2f}%), no token dropped")
+        for b, f in bucket_facts(cfg, r)["buckets"].items():
+            print(f"  bucket {b}: {f['sequences']} sequences ("
+                  + ", ".join(f"{d} {n}" for d, n in f["domains"].items()) + ")")
     if r.validation is not None:
         v = r.validation
         print(f"validation: {v['sequences']} sequences held out ({cfg.domains.validation.fraction:g}) in "

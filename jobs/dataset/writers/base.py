@@ -13,7 +13,9 @@ it (``mds``, the default, is what the trainer reads). Its life in one run:
   section (format options: ``size_limit``, ``compression``, ``write_ids``), ``dtype`` the token type
   (``uint16`` / ``uint32``), ``length`` the tokens per sequence (``seq_len + 1``), ``with_domain``
   whether samples carry their domain (``docs/domains.md``).
-* a sample: ``{"tokens": ndarray[dtype] of shape (length,)}``, plus with ``output.write_ids``
+* a sample: ``{"tokens": ndarray[dtype] of shape (length,)}``, plus with ``boundaries`` (bucketed
+  datasets) ``"starts"`` (int32 ndarray: where each document begins in the sequence) and ``"pad"`` (int:
+  padding tokens at its end), plus with ``output.write_ids``
   ``"seq_id"`` (int: source index << 48 | packing group << 32 | sequence index, the group field
   folding in the domain: ``jobs.dataset.mix``) and ``"source"`` (str), and with ``with_domain``
   ``"domain"`` (str).
@@ -27,9 +29,9 @@ it (``mds``, the default, is what the trainer reads). Its life in one run:
 Written the same way, each planned output is one new file here plus its line in the registry:
 * Parquet / JSONL shards: ``open`` names ``OUT/group-00042.parquet`` (``.jsonl``), ``write`` buffers the
   rows, ``close`` writes the file and returns the count, ``finalize`` counts the files;
-* per-bucket outputs (by length, by number of documents…): routing on a key computed from the sample,
-  as :class:`~jobs.dataset.writers.mds.MDSStreamsWriter` routes on the domain (``domains.layout:
-  streams``; a key from document metadata also needs the write task to carry that column).
+* per-key outputs: a writer with ``route`` set gets that field in every sample and sends it on, as
+  :class:`~jobs.dataset.writers.mds.MDSStreamsWriter` routes on the domain (``domains.layout: streams``)
+  and :class:`~jobs.dataset.writers.mds.MDSBucketsWriter` on the bucket (``buckets``).
 """
 
 from __future__ import annotations
@@ -49,14 +51,17 @@ class ShardWriter(ABC):
 
     name: ClassVar[str]  # the registry key, the value of output.format
     label: ClassVar[str]  # how progress lines name the format ("writing MDS shard groups")
+    route: ClassVar[str | None] = None  # the sample field a routing writer sends samples by (domain, bucket)
 
-    def __init__(self, out: str, output: Any, dtype: str, length: int, with_domain: bool = False):
+    def __init__(self, out: str, output: Any, dtype: str, length: int, with_domain: bool = False,
+                 boundaries: bool = False):
         self.out, self.output, self.dtype, self.length = out.rstrip("/"), output, dtype, length
-        self.with_domain = with_domain
+        self.with_domain, self.boundaries = with_domain, boundaries
 
     @classmethod
     @abstractmethod
-    def columns(cls, dtype: str, length: int, write_ids: bool, with_domain: bool = False) -> dict[str, str]:
+    def columns(cls, dtype: str, length: int, write_ids: bool, with_domain: bool = False,
+                boundaries: bool = False) -> dict[str, str]:
         """The sample's fields and their types, as the format declares them."""
 
     @abstractmethod

@@ -47,12 +47,15 @@ class MDSShardWriter(ShardWriter):
     _count = 0
 
     @classmethod
-    def columns(cls, dtype: str, length: int, write_ids: bool, with_domain: bool = False) -> dict[str, str]:
+    def columns(cls, dtype: str, length: int, write_ids: bool, with_domain: bool = False,
+                boundaries: bool = False) -> dict[str, str]:
         cols = {"tokens": f"ndarray:{dtype}:{length}"}
         if write_ids:
             cols.update({"seq_id": "int64", "source": "str"})
         if with_domain:
             cols["domain"] = "str"
+        if boundaries:
+            cols.update({"starts": "ndarray:int32", "pad": "int32"})
         return cols
 
     def mds_writer(self, folder: str):
@@ -60,7 +63,8 @@ class MDSShardWriter(ShardWriter):
         from streaming import MDSWriter
 
         o = self.output
-        return MDSWriter(out=folder, columns=self.columns(self.dtype, self.length, o.write_ids, self.with_domain),
+        return MDSWriter(out=folder, columns=self.columns(self.dtype, self.length, o.write_ids, self.with_domain,
+                                                          self.boundaries),
                          compression=o.compression, size_limit=o.size_limit, exist_ok=True)
 
     def open(self, group: int) -> None:
@@ -90,18 +94,19 @@ class MDSStreamsWriter(MDSShardWriter):
     writes ``OUT/<folder>/index.json`` for every domain and ``OUT/index.json`` over all of them, group by
     group (a sequential read of it still meets the domains as the shuffle spread them)."""
 
-    _writers: dict | None = None  # domain -> MDSWriter of the open group (executor)
+    route = "domain"
+    _writers: dict | None = None  # route value -> MDSWriter of the open group (executor)
     _group = 0
 
-    def __init__(self, out: str, output, dtype: str, length: int, folders: dict[str, str]):
-        super().__init__(out, output, dtype, length, with_domain=True)
+    def __init__(self, out: str, output, dtype: str, length: int, folders: dict[str, str], boundaries: bool = False):
+        super().__init__(out, output, dtype, length, with_domain=True, boundaries=boundaries)
         self.folders = folders  # domain -> its folder under out ("domains/web")
 
     def open(self, group: int) -> None:
         self._group, self._writers, self._count = group, {}, 0
 
     def write(self, sample: dict) -> None:
-        d = sample["domain"]
+        d = sample[self.route]
         if d not in self._writers:
             self._writers[d] = self.mds_writer(f"{self.out}/{self.folders[d]}/{group_name(self._group)}")
         self._writers[d].write(sample)
@@ -118,7 +123,7 @@ class MDSStreamsWriter(MDSShardWriter):
         merged: list[dict] = []
         for g in sorted(groups):
             for d in sorted((parts or {}).get(g, {})):
-                folder, rel = self.folders[d], group_name(g)
+                folder, rel = self.folders[self.key(d)], group_name(g)
                 shards = read_shards(f"{self.out}/{folder}/{rel}")
                 per_folder[folder] += under(shards, rel)
                 merged += under(shards, f"{folder}/{rel}")
@@ -126,3 +131,29 @@ class MDSStreamsWriter(MDSShardWriter):
             write_index(f"{self.out}/{folder}", shards)
         write_index(self.out, merged)
         return {"shards": len(merged)}
+
+    @staticmethod
+    def key(part: str):
+        """The folder key of a route value as ``parts`` names it (JSON keys are strings)."""
+        return part
+
+
+class MDSBucketsWriter(MDSStreamsWriter):
+    """One MDS dataset per bucket (``buckets``): a group's samples go to ``OUT/buckets/bucket-003/group-…/``;
+    each bucket indexed on its own and all of them together, as :class:`MDSStreamsWriter` does for domains."""
+
+    route = "bucket"
+
+    def __init__(self, out: str, output, dtype: str, length: int, count: int, with_domain: bool,
+                 boundaries: bool):
+        super().__init__(out, output, dtype, length, {b: bucket_folder(b) for b in range(count)}, boundaries)
+        self.with_domain = with_domain
+
+    @staticmethod
+    def key(part: str):
+        return int(part)
+
+
+def bucket_folder(bucket: int) -> str:
+    """A bucket's folder under the dataset: ``buckets/bucket-003``."""
+    return f"buckets/bucket-{bucket:03d}"
