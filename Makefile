@@ -11,6 +11,11 @@
 #   make doremi  LAKE=lake TABLE=documents OUT=dir [DOMAIN=source] [STEPS=n]: DoReMi domain weights
 #                (data side, reference and proxy runs) -> OUT/domain_weights.json + trajectory
 #   make doremi-compare OUT=dir [STEPS=n]: main runs on the baseline / uniform / DoReMi mixtures, scored alike
+#   make expand-vocab BASE=tokenizer.json|tokenizer.model TEXT=file|folder|table OUT=dir [ADD=pieces]: vocabulary
+#                expansion (Colossal-LLaMA-2): OUT/tokenizer.json (+ .model), added pieces, report.json
+#   make continue-pretrain [CKPT=base checkpoint] [BASE=tokenizer]: the whole loop on the bundled samples:
+#                expand the vocabulary, resize the model (mean init), bucket, train the stages, bits/char
+#                before and after on held-out Chinese and English (LAKE/cpt/report.json)
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make report  the HTML data report of the newest run in LAKE (python -m jobs.report)
@@ -34,7 +39,8 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo report package train eval doremi doremi-compare test test-slow bench conformance lint clean
+.PHONY: setup demo report package train eval doremi doremi-compare expand-vocab continue-pretrain test test-slow bench \
+	conformance lint clean
 
 setup:
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -110,6 +116,41 @@ doremi-compare: setup
 	@test -n "$(OUT)" || { echo "usage: make doremi-compare OUT=dir [STEPS=n]"; exit 2; }
 	$(PY) -m training.doremi compare --out $(OUT) --scale $(SCALE) --global-batch $(DOREMI_BATCH) \
 		--nproc $(NPROC) $(if $(STEPS),--steps $(STEPS))
+
+# Vocabulary expansion: make expand-vocab BASE=tokenizer.json TEXT=../shared/data/zh/text OUT=vocab [ADD=pieces.jsonl]
+# (TEXT may also be a table of LAKE); docs/vocab.md
+expand-vocab: setup
+	@test -n "$(BASE)" -a -n "$(TEXT)" -a -n "$(OUT)" || { echo "usage: make expand-vocab BASE=tokenizer.json|.model TEXT=file|folder|table OUT=dir [ADD=pieces]"; exit 2; }
+	$(PY) jobs/expand_vocab.py --base $(BASE) --text $(TEXT) --out $(OUT) --lake $(LAKE) $(if $(ADD),--add $(ADD))
+
+# Staged continued pre-training on the bundled samples (Colossal-LLaMA-2's loop, tiny CPU scale), in CPT:
+# pages -> lake; a short base pre-training with the base tokenizer (unless CKPT= is given); vocabulary
+# expansion on the lake's Chinese pages; mean-initialised resize; bucketed dataset + stages.yaml; the
+# stages; bits per character before / after on held-out Chinese (shared) and English (bundled) text.
+CPT      ?= $(LAKE)/cpt
+CPT_BASE ?= $(if $(BASE),$(BASE),$(TOKENIZER))
+CPT_CKPT  = $(if $(CKPT),$(CKPT),$(CPT)/runs/base/final)
+CPT_ZH   ?= $(SHARED)/data/zh/text/debian-faq-zh-cn.jsonl.gz
+CPT_EN   ?= sample/text/hq/wikipedia.txt
+continue-pretrain: setup
+	$(PY) jobs/ingest.py --input sample/zh --lake $(CPT) --source zh-sample
+	$(PY) jobs/ingest.py --input sample/warc --lake $(CPT) --source sample
+	$(if $(CKPT),,$(PY) jobs/dataset/main.py --config conf/tokenize/cpt_base.yaml --lake $(CPT) \
+		--out $(CPT)/datasets/base --tokenizer $(CPT_BASE))
+	$(if $(CKPT),,$(PY) -m training.train --scale $(SCALE) --data $(CPT)/datasets/base --out $(CPT)/runs/base \
+		--steps 60 --log-every 10 --micro-batch 2 --global-batch 4)
+	$(PY) jobs/expand_vocab.py --base $(CPT_BASE) --text documents --lake $(CPT) --out $(CPT)/vocab \
+		--config conf/vocab/cpt_demo.yaml --eval-text en=$(CPT_EN) $(if $(ADD),--add $(ADD))
+	$(PY) -m training.resize --checkpoint $(CPT_CKPT) --tokenizer $(CPT)/vocab --out $(CPT)/resized
+	$(PY) jobs/dataset/main.py --config conf/tokenize/cpt_buckets.yaml --lake $(CPT) --out $(CPT)/datasets/buckets \
+		--tokenizer $(CPT)/vocab/tokenizer.json
+	$(PY) -m training.train --scale $(SCALE) --stages $(CPT)/datasets/buckets/stages.yaml \
+		--init-from $(CPT)/resized --out $(CPT)/runs/stages --doc-attention --micro-batch 2 --global-batch 4 \
+		--log-every 10
+	$(PY) -m training.eval.bpc --model before=$(CPT_CKPT)@$(CPT_BASE) \
+		--model resized=$(CPT)/resized@$(CPT)/vocab/tokenizer.json \
+		--model after=$(CPT)/runs/stages/stage-3-replay/final@$(CPT)/vocab/tokenizer.json \
+		--text zh=$(CPT_ZH) --text en=$(CPT_EN) --out $(CPT)/report.json
 
 test: setup
 	$(PY) -m pytest -q

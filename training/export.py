@@ -15,10 +15,11 @@ import json
 from pathlib import Path
 
 
-def export(model, scale, out: Path, vocab: dict | None = None) -> None:
+def export(model, scale, out: Path, vocab: dict | None = None, hf_source: str | None = None) -> None:
     """Gather the (sharded) model's full weights and write them to ``out`` (rank 0): our format, or for a
-    Hugging Face model (``training.hf.HFCausalLM``) its own (``save_pretrained``). ``vocab``: the
-    vocabulary facts of a resized model (``training.resize``), kept in ``config.json``."""
+    Hugging Face model (``training.hf.HFCausalLM``) its own (``save_pretrained``, with the tokenizer files
+    of ``hf_source``, the folder it was loaded from, when it has them). ``vocab``: the vocabulary facts of
+    a resized model (``training.resize``), kept in ``config.json`` (``lakesift_vocab.json`` for HF)."""
     import torch.distributed as dist
     from safetensors.torch import save_file
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -30,7 +31,11 @@ def export(model, scale, out: Path, vocab: dict | None = None) -> None:
         if hasattr(model, "hf"):
             from training import hf
 
-            hf.save_trained(model, state, out, vocab)
+            src = Path(hf_source) if hf_source else None
+            has_tok = src is not None and any((src / f).is_file() for f in ("tokenizer.json", "tokenizer.model"))
+            hf.save(state, out, src if has_tok else None, config=model.hf.config)
+            if vocab:
+                (out / "lakesift_vocab.json").write_text(json.dumps(vocab, indent=1))
             return
         save_file({k: v.contiguous().float() for k, v in state.items()}, str(out / "model.safetensors"))
         conf = {"format": "lakesift-open_lm", "scale": scale.name, "model": scale.model.model_dump()}

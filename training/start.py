@@ -89,10 +89,10 @@ def shape_of(model, scale):
     """The ``ModelConfig`` that FLOP counts use: ours, or the Hugging Face model's in the same terms."""
     from training.config import ModelConfig
 
-    if getattr(model, "cfg", None) is not None and isinstance(model.cfg, ModelConfig):
-        return model.cfg
-    f = model.facts
-    return ModelConfig(d_model=f["d_model"], n_layers=f["n_layers"], n_heads=f["n_heads"], vocab_size=f["vocab_size"],
+    c = model.cfg  # ours, or training.hf.Shape (the same field names)
+    if isinstance(c, ModelConfig):
+        return c
+    return ModelConfig(d_model=c.d_model, n_layers=c.n_layers, n_heads=c.n_heads, vocab_size=c.vocab_size,
                        seq_len=scale.model.seq_len)
 
 

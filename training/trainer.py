@@ -212,7 +212,7 @@ class Trainer:
             from training.export import export
 
             # every rank takes part in gathering; rank 0 writes
-            export(self.model, scale, self.ckpt.out / "final", self.ckpt.info.get("vocab"))
+            export(self.model, scale, self.ckpt.out / "final", self.ckpt.info.get("vocab"), self.ckpt.info.get("hf_base"))
             log.print(f"final model: {self.ckpt.out / 'final'}")
         log.close()
         return self.step

@@ -141,3 +141,29 @@ def test_an_interrupted_stage_resumes_exactly(bucketed, tmp_path):
     b = load_file(str(cut / "stage-2-full" / "final" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_a_hugging_face_checkpoint_trains_in_stages_and_exports_back(bucketed, tmp_path):
+    """A tiny LlamaForCausalLM (built from a config, tied embeddings) through the same stages: old rows kept
+    under new_rows, every stage's final/ a folder transformers loads."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      tie_word_embeddings=True)
+    base = tmp_path / "llama"
+    LlamaForCausalLM(cfg).save_pretrained(base)
+    (base / "lakesift_vocab.json").write_text(json.dumps({"base_vocab_size": BASE, "padded_vocab_size": 512}))
+    out = tmp_path / "hf-cpt"
+    proc = run(["--scale", "debug-bytes", "--stages", str(bucketed / "stages.yaml"), "--init-from", str(base),
+                "--out", str(out), "--doc-attention", "--log-every", "3", "--ckpt-every", "3"])
+    assert "weights: hf" in proc.stdout and "freeze: new_rows" in proc.stdout
+    before = AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().weight
+    s1 = AutoModelForCausalLM.from_pretrained(out / "stage-1-embed" / "final")
+    s2 = AutoModelForCausalLM.from_pretrained(out / "stage-2-full" / "final")
+    e1, e2 = s1.get_input_embeddings().weight, s2.get_input_embeddings().weight
+    assert torch.equal(e1[:BASE], before[:BASE]) and not torch.equal(e1[BASE:], before[BASE:])
+    assert not torch.equal(e2[:BASE], before[:BASE])
+    assert s2.get_output_embeddings().weight is e2  # still tied
+    assert json.loads((out / "stage-2-full" / "final" / "lakesift_vocab.json").read_text())["base_vocab_size"] == BASE

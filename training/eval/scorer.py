@@ -120,3 +120,33 @@ def perplexity(model, tok, text: str, window: int, device: str = "cpu", max_toke
         nll += float(F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum"))
         count += chunk.shape[1] - 1
     return float(torch.exp(torch.tensor(nll / max(count, 1))))
+
+
+def bits_per_char(model, tok, texts: list[str], window: int, eos_id: int | None, device: str = "cpu") -> dict:
+    """Bits per character of ``texts`` under ``model`` with tokenizer ``tok``: comparable across tokenizers
+    (a tokenizer with fewer tokens per character is not favoured, as token perplexity would be). Each text
+    is encoded after an EOS (so its first token is predicted too; without ``eos_id`` the first token is
+    context only) and scored in non-overlapping windows of ``window`` tokens, each window but the first
+    seeing only itself. Returns {bits_per_char, chars, tokens, tokens_per_char}."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    nll, chars, tokens = 0.0, 0, 0
+    for text in texts:
+        ids = tok.encode(text, add_special_tokens=False).ids
+        if not ids:
+            continue
+        ids = ([eos_id] if eos_id is not None else []) + ids
+        chars += len(text)
+        tokens += len(ids) - (eos_id is not None)
+        for i in range(0, len(ids) - 1, window):
+            chunk = torch.tensor([ids[i:i + window + 1]], dtype=torch.long, device=device)
+            if chunk.shape[1] < 2:
+                break
+            with torch.no_grad():
+                logits = model(chunk[:, :-1]).float()
+            nll += float(F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum"))
+    return {"bits_per_char": nll / math.log(2) / max(chars, 1), "chars": chars, "tokens": tokens,
+            "tokens_per_char": tokens / max(chars, 1)}
