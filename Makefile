@@ -174,6 +174,8 @@ bench: setup
 	$(PY) bench/eval_speed.py
 	$(PY) bench/doremi.py --shared $(SHARED)
 	$(PY) bench/zh_filter.py --shared $(SHARED)
+	$(PY) bench/vocab_expand.py --shared $(SHARED)
+	$(PY) bench/packing.py --shared $(SHARED)
 
 lint: setup
 	$(PY) -m ruff check .
