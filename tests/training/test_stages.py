@@ -81,8 +81,8 @@ def bucketed(tmp_path_factory):
     docs = [list(p.encode("utf-8")) + [256] for p in text.split("\n") if p.strip()]
     root = tmp_path_factory.mktemp("bucketed")
     counts = {b: write_bucket(root / f"buckets/bucket-00{b}", docs[b::2]) for b in (0, 1)}
-    stages = [Stage(name="embed", buckets=[0], freeze="new_rows", steps=6),
-              Stage(name="full", buckets=[1], optimizer="keep", steps=6, lr=1e-3,
+    stages = [Stage(name="embed", buckets=[0], freeze="new_rows", steps=4),
+              Stage(name="full", buckets=[1], optimizer="keep", steps=4, lr=1e-3,
                     replay=[{"path": "buckets/bucket-000", "weight": 0.3}])]
     sm = StageManifest(buckets={b: Bucket(folder=f"buckets/bucket-00{b}", sequences=n) for b, n in counts.items()},
                        stages=stages)
@@ -122,7 +122,7 @@ def test_stages_run_in_order_with_freeze_and_hand_over(bucketed, tmp_path):
     assert conf["vocab"]["base_vocab_size"] == BASE  # the vocabulary facts travel
     records = json.loads((out / "stages.json").read_text())
     assert [r["name"] for r in records] == ["embed", "full"] and all(r["finished"] for r in records)
-    assert records[1]["start"].endswith("stage-1-embed/step-6")
+    assert records[1]["start"].endswith("stage-1-embed/step-4")
     assert records[1]["data"][1].endswith("buckets/bucket-000:0.300000000000")
     again = stage_run(bucketed, out)  # done: both skipped, nothing retrained
     assert again.stdout.count("skipped") == 2
@@ -133,8 +133,8 @@ def test_stages_run_in_order_with_freeze_and_hand_over(bucketed, tmp_path):
 def test_an_interrupted_stage_resumes_exactly(bucketed, tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     stage_run(bucketed, whole)
-    first = stage_run(bucketed, cut, "--stop-after", "4")  # stops inside stage 1; stage 2 waits
-    assert "stopped after step 4" in first.stdout and not (cut / "stage-2-full").exists()
+    first = stage_run(bucketed, cut, "--stop-after", "2")  # stops inside stage 1; stage 2 waits
+    assert "stopped after step 2" in first.stdout and not (cut / "stage-2-full").exists()
     second = stage_run(bucketed, cut)  # the same command: stage 1 resumes at step 4, then stage 2
     assert "resumed from" in second.stdout
     a = load_file(str(whole / "stage-2-full" / "final" / "model.safetensors"))
@@ -157,7 +157,7 @@ def test_a_hugging_face_checkpoint_trains_in_stages_and_exports_back(bucketed, t
     (base / "lakesift_vocab.json").write_text(json.dumps({"base_vocab_size": BASE, "padded_vocab_size": 512}))
     out = tmp_path / "hf-cpt"
     proc = run(["--scale", "debug-bytes", "--stages", str(bucketed / "stages.yaml"), "--init-from", str(base),
-                "--out", str(out), "--doc-attention", "--log-every", "3", "--ckpt-every", "3"])
+                "--out", str(out), "--doc-attention", "--log-every", "2", "--ckpt-every", "2"])
     assert "weights: hf" in proc.stdout and "freeze: new_rows" in proc.stdout
     before = AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().weight
     s1 = AutoModelForCausalLM.from_pretrained(out / "stage-1-embed" / "final")
