@@ -171,20 +171,11 @@ def _read_text(ctx: Context, src: str, what: str, filters: bool):
     text_files = files if one_file else [f for f in files if Path(f).suffix.lower() in TEXT_SUFFIXES]
     if not text_files:
         raise UsageError(f"{what} {src}: no JSONL, JSON, parquet or text files in it")
+    from udfs.quality_train import units_task
+
     s = cfg.sample
-    unit, chunk, min_chars = s.text_unit, s.chunk_chars, s.min_chars
-
-    def cut(batches):
-        import pandas as pd
-
-        from udfs.quality_train import file_units
-
-        for pdf in batches:
-            rows = [u for p, c in zip(pdf["path"], pdf["content"], strict=True)
-                    for _, u in file_units(p, bytes(c), unit, chunk, min_chars)]
-            yield pd.DataFrame({"text": pd.Series(rows, dtype=object)})
-
     raw = spark.read.format("binaryFile").load(text_files).select("path", "content")
+    cut = units_task(s.text_unit, s.chunk_chars, s.min_chars)
     return _columns(raw.mapInPandas(cut, "text string"), cfg, src, what, filters), None
 
 

@@ -77,19 +77,9 @@ def _read_source(spark, src: str, cfg, lake):
         return spark.read.parquet(src).select(F.col(opts.text_column).cast("string").alias("text")), False
     # plain text files / zips: one Spark task per file, cut into units there
     files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(src).select("path", "content")
-    unit, chunk, min_chars = opts.text_unit, opts.chunk_chars, opts.min_chars
+    from udfs.quality_train import units_task
 
-    def cut(batches):
-        import pandas as pd
-
-        from udfs.quality_train import file_units
-
-        for pdf in batches:
-            rows = [u for p, c in zip(pdf["path"], pdf["content"], strict=True)
-                    for _, u in file_units(p, bytes(c), unit, chunk, min_chars)]
-            yield pd.DataFrame({"text": pd.Series(rows, dtype=object)})
-
-    return files.mapInPandas(cut, "text string"), True
+    return files.mapInPandas(units_task(opts.text_unit, opts.chunk_chars, opts.min_chars), "text string"), True
 
 
 def union_sources(spark, srcs: list[str], cfg, lake):

@@ -224,6 +224,21 @@ def file_units(path: str, data: bytes, unit: str, chunk_chars: int, min_chars: i
     return [(path, u) for u in split_units(decode_bytes(data), unit, chunk_chars, min_chars)]
 
 
+def units_task(unit: str, chunk_chars: int, min_chars: int):
+    """``mapInPandas`` over (path, content) rows of whole files (Spark's ``binaryFile`` source): one
+    ``text`` row per unit (:func:`file_units`)."""
+
+    def cut(batches):
+        import pandas as pd
+
+        for pdf in batches:
+            rows = [u for p, c in zip(pdf["path"], pdf["content"], strict=True)
+                    for _, u in file_units(p, bytes(c), unit, chunk_chars, min_chars)]
+            yield pd.DataFrame({"text": pd.Series(rows, dtype=object)})
+
+    return cut
+
+
 class SourceOptions(StrictModel):
     text_column: str = "text"  # for Delta / parquet / jsonl sources
     text_unit: Literal["file", "paragraph", "line", "chunk"] = "chunk"  # for plain-text files and zips

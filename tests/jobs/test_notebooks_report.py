@@ -85,6 +85,7 @@ def test_end_to_end_notebook_builds_the_lake(spark, lake):
     assert (lake / "report.html").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # each stage's job is tested directly; the five notebook re-runs take ~2 min (make test-slow)
 @pytest.mark.parametrize("name", ["01_ingest.py", "02_filter.py", "03_dedup.py", "04_tokenize.py", "05_report.py"])
 def test_stage_notebook_runs_against_the_demo_lake(name, spark, lake, shared, monkeypatch, capsys):
     env = {"lake": (lake / "lake").as_uri(), "out": str(lake / "stage_out" / name.split(".")[0]),

@@ -102,14 +102,12 @@ class Scorer:
         return self.tok.decode(new)
 
 
-def perplexity(model, tok, text: str, window: int, device: str = "cpu", max_tokens: int | None = None) -> float:
-    """Token perplexity of ``text`` in non-overlapping windows of ``window`` tokens."""
+def window_nll(model, ids: list[int], window: int, device: str = "cpu") -> tuple[float, int]:
+    """(summed next-token negative log-likelihood in nats, tokens predicted) of ``ids`` scored in
+    non-overlapping windows of ``window`` tokens, each window seeing only itself."""
     import torch
     import torch.nn.functional as F
 
-    ids = tok.encode(text, add_special_tokens=False).ids
-    if max_tokens:
-        ids = ids[:max_tokens]
     nll, count = 0.0, 0
     for i in range(0, len(ids) - 1, window):
         chunk = torch.tensor([ids[i:i + window + 1]], dtype=torch.long, device=device)
@@ -119,7 +117,18 @@ def perplexity(model, tok, text: str, window: int, device: str = "cpu", max_toke
             logits = model(chunk[:, :-1]).float()
         nll += float(F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum"))
         count += chunk.shape[1] - 1
-    return float(torch.exp(torch.tensor(nll / max(count, 1))))
+    return nll, count
+
+
+def perplexity(model, tok, text: str, window: int, device: str = "cpu", max_tokens: int | None = None) -> float:
+    """Token perplexity of ``text`` in non-overlapping windows of ``window`` tokens."""
+    import math
+
+    ids = tok.encode(text, add_special_tokens=False).ids
+    if max_tokens:
+        ids = ids[:max_tokens]
+    nll, count = window_nll(model, ids, window, device)
+    return math.exp(nll / max(count, 1))
 
 
 def bits_per_char(model, tok, texts: list[str], window: int, eos_id: int | None, device: str = "cpu") -> dict:
@@ -130,9 +139,6 @@ def bits_per_char(model, tok, texts: list[str], window: int, eos_id: int | None,
     seeing only itself. Returns {bits_per_char, chars, tokens, tokens_per_char}."""
     import math
 
-    import torch
-    import torch.nn.functional as F
-
     nll, chars, tokens = 0.0, 0, 0
     for text in texts:
         ids = tok.encode(text, add_special_tokens=False).ids
@@ -141,12 +147,6 @@ def bits_per_char(model, tok, texts: list[str], window: int, eos_id: int | None,
         ids = ([eos_id] if eos_id is not None else []) + ids
         chars += len(text)
         tokens += len(ids) - (eos_id is not None)
-        for i in range(0, len(ids) - 1, window):
-            chunk = torch.tensor([ids[i:i + window + 1]], dtype=torch.long, device=device)
-            if chunk.shape[1] < 2:
-                break
-            with torch.no_grad():
-                logits = model(chunk[:, :-1]).float()
-            nll += float(F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum"))
+        nll += window_nll(model, ids, window, device)[0]
     return {"bits_per_char": nll / math.log(2) / max(chars, 1), "chars": chars, "tokens": tokens,
             "tokens_per_char": tokens / max(chars, 1)}
