@@ -85,7 +85,7 @@ def train_run(args, world, spec: RunSpec) -> int:
     """Build the pieces of one run on ``world`` and train it; returns the last step."""
     import torch
 
-    from training import checkpoint, data, objectives, optim, start, trainer
+    from training import checkpoint, data, objectives, optim, parallelize, start, trainer
     from training.config import load_scale
     from training.freeze import Freezer
     from training.model import flops_per_token, n_params
@@ -106,8 +106,6 @@ def train_run(args, world, spec: RunSpec) -> int:
                         act_ckpt=args.act_ckpt or scale.activation_checkpointing)
     shape = start.shape_of(model, scale)
     for extra in objective.extra_models().values():
-        from training import parallelize
-
         parallelize.place_frozen(extra, world.device)
     freezer = Freezer(model, spec.freeze, spec.start.vocab.get("base_vocab_size"))
     freeze_line = freezer.apply()
