@@ -126,6 +126,41 @@ def load_dcp(model, path: str, opt=None) -> None:
         set_optimizer_state_dict(model, opt, state["optim"])
 
 
+def load_full(spec: str, scale=None):
+    """The whole model of ``spec`` (an export folder, a training checkpoint step-N, a Hugging Face folder
+    or hub id) unsharded on the CPU in fp32 — a frozen model beside the trained one (DPO's reference), which
+    ``training.parallelize.place_frozen`` then shards like the policy. A checkpoint's shards are read with
+    torch distributed checkpointing into full tensors (every rank reads what it needs of them)."""
+    start = inspect(spec)
+    if start.kind == "new":
+        raise SystemExit("a frozen model needs weights: an export folder, a checkpoint or a Hugging Face model")
+    if start.hf:
+        from training import hf
+
+        model = hf.load(start.hf)
+    elif start.kind == "export":
+        from training.export import load
+
+        return load(start.path)
+    else:
+        import torch
+
+        from training.config import ModelConfig
+        from training.model import Transformer
+
+        cfg = ModelConfig.model_validate({**start.model, **({"seq_len": scale.model.seq_len} if scale else {})})
+        with torch.device("cpu"):
+            model = Transformer(cfg)
+    if start.kind == "dcp":
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint import DefaultLoadPlanner
+
+        state = {"model": model.state_dict()}
+        dcp.load(state, checkpoint_id=start.path, planner=DefaultLoadPlanner(allow_partial_load=True))
+        model.load_state_dict(state["model"])
+    return model.eval()
+
+
 def describe(start: Start) -> str:
     if start.kind == "new":
         return "weights: new, from the seed"

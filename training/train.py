@@ -121,6 +121,9 @@ def train_run(args, world, spec: RunSpec) -> int:
     loader = data.make_loader(plan.specs, scale.micro_batch, args.seed, args.local_cache, objective.fields,
                               objective.collate)
     log.print(f"objective {objective.name}; {data.describe(loader)}")
+    if len(loader) == 0:
+        raise SystemExit(f"{' '.join(spec.data)}: {loader.dataset.epoch_size} sample(s) per epoch, fewer than one "
+                         f"micro-batch ({scale.micro_batch}) per rank x {world.size} rank(s): lower --micro-batch")
     objective.bind(objectives.RunInfo(out=out, world=world, model=model, accumulation=accum, domains=plan.domains))
     info = {"scale": scale.model_dump(), "world_size": world.size, "seed": args.seed, "vocab": spec.start.vocab,
             "init_from": spec.start.path, "hf_base": spec.start.hf}

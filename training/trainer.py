@@ -78,9 +78,11 @@ class RunLog:
             self.bar.update(1)
 
     def scalars(self, rec: dict, step: int) -> None:
+        """Every numeric value of the step's record (an objective's own metrics too: DPO's rewards …)."""
         if self.writer is not None:
-            for k in ("loss", "lr", "grad_norm", "tokens_per_s"):
-                self.writer.add_scalar(f"train/{k}", rec[k], step)
+            for k, v in rec.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self.writer.add_scalar(f"train/{k}", v, step)
 
     def record(self, rec: dict) -> None:
         if self.file is not None:
@@ -122,7 +124,7 @@ class Trainer:
         self.ckpt, self.world, self.log, self.sched = checkpointer, world, log, schedule
         self.fpt, self.peak, self.desc = flops_per_token, peak_flops, desc
         self.accum = accumulation(scale.global_batch, scale.micro_batch, world.size)
-        self.step, self.tokens_seen = 0, 0
+        self.step, self.tokens_seen, self.step_tokens = 0, 0, 0
         self._it = None
 
     def resume(self) -> None:
@@ -141,11 +143,13 @@ class Trainer:
             return next(self._it)
 
     def train_step(self, lr: float) -> tuple[dict[str, float], float]:
-        """One optimizer step at ``lr``: (metrics averaged over micro-batches and ranks, grad norm)."""
+        """One optimizer step at ``lr``: (metrics averaged over micro-batches and ranks, grad norm); the
+        step's tokens over all ranks (``Objective.count_tokens``) are in ``self.step_tokens``."""
         for g in self.opt.param_groups:
             g["lr"] = lr
         device, accum = self.world.device, self.accum
         batches = [self.next_batch() for _ in range(accum)]
+        tokens = sum(self.objective.count_tokens(b) for b in batches)
         self.objective.begin_step(batches)
         sums: dict[str, torch.Tensor] = {}
         for micro, batch in enumerate(batches):
@@ -167,16 +171,17 @@ class Trainer:
         if self.freezer is not None:
             self.freezer.restore()
         names = list(sums)
-        avg = torch.stack([sums[k] for k in names])
+        avg = torch.stack([sums[k] for k in names] + [torch.tensor(float(tokens), device=device)])
         dist.all_reduce(avg, op=dist.ReduceOp.AVG)
-        return dict(zip(names, avg.tolist(), strict=True)), float(grad_norm)
+        values = avg.tolist()
+        self.step_tokens = round(values.pop() * self.world.size)
+        return dict(zip(names, values, strict=True)), float(grad_norm)
 
     def train(self) -> int:
         """Run to the end of the schedule (or ``stop_after``); returns the last step."""
         sched, scale, log = self.sched, self.scale, self.log
         self.resume()
         log.open(sched.total_steps, f"train {self.desc}", self.step)
-        seq = scale.model.seq_len
         self._it = iter(self.loader)
         self.model.train()
         t_log, tok_log = time.perf_counter(), 0
@@ -185,7 +190,7 @@ class Trainer:
             metrics, grad_norm = self.train_step(lr)
             metrics.update(self.objective.end_step())
             self.step += 1
-            step_tokens = scale.global_batch * seq
+            step_tokens = self.step_tokens
             self.tokens_seen += step_tokens
             tok_log += step_tokens
             rec = {"step": self.step, "loss": metrics.pop("loss"), "lr": lr, "grad_norm": grad_norm,

@@ -15,24 +15,29 @@ Built in besides ``clm``: ``doremi`` (:mod:`training.objectives.doremi`, the DoR
 over domains against a frozen reference model, with its own flags ``--reference``, ``--doremi-eta`` …,
 the domain list from ``RunInfo`` (``bind``), the weights checkpointed through ``state_dict``).
 
-How the planned objectives fit (none of them needs a change in the trainer):
+Built for post-training (no change in the trainer was needed):
 
-* **SFT** (``fields = ("tokens", "loss_mask")``; the tokenize job writes the mask beside the tokens):
-  ``collate`` crops both to ``seq_len + 1``. The loss is the mean over the *target tokens of the whole
-  global batch*, not a mean of micro-batch means (micro-batches hold different numbers of target
-  tokens): ``begin_step`` counts the step's target tokens on this rank (``loss_mask[:, 1:].sum()`` over
-  its micro-batches), all-reduces the count over ranks (SUM) into ``n``, and ``loss`` returns
+* ``sft`` (:mod:`training.objectives.sft`; ``fields = ("tokens", "loss_mask", "starts")``, the SFT MDS
+  layout the tokenize job writes): cross-entropy on the target tokens only (``loss_mask``), packed
+  examples kept apart by block-diagonal attention (``doc_ids`` from ``starts``). The loss is the mean over
+  the *target tokens of the whole global batch*, not a mean of micro-batch means: ``begin_step`` counts
+  the step's target tokens on this rank, all-reduces the count (SUM) into ``n``, and ``loss`` returns
   ``sum(masked token losses) * accumulation * world / n``; the trainer's ``/ accumulation`` and FSDP's
-  average over ranks then leave exactly ``sum / n`` (the DoReMi proxy normalises per domain this way).
-* **DPO** (``fields = ("chosen", "rejected", "chosen_mask", "rejected_mask")``): ``extra_models``
-  returns ``{"reference": training.export.load(sft_folder)}``, which the builder shards like the policy
-  and freezes; ``loss`` sums the response-token log-probabilities of chosen and rejected under the policy
-  and (``torch.no_grad()``) the reference and returns ``-logsigmoid(beta * margin).mean()`` with the
-  reward margin and accuracy as metrics. Every micro-batch holds the same number of pairs, so the
-  trainer's averaging is the right one. Nothing to checkpoint: the reference is an input.
+  average over ranks then leave exactly ``sum / n``, independent of micro-batching (the DoReMi proxy
+  normalises per domain this way). No z-loss unless ``--sft-z-loss``.
+* ``dpo`` (:mod:`training.objectives.dpo`; ``fields = ("chosen", "rejected", "prompt_len")``, one pair
+  per sample): ``collate`` stacks ``[chosen; rejected]`` right-padded into one forward; sequence
+  log-probabilities are sums over the completion tokens; the reference (``--reference``, default the
+  run's ``--init-from``) comes from ``training.start.load_full`` through ``extra_models``, which the
+  builder shards like the policy and freezes, or its log-probs are precomputed into the data
+  (``--dpo-precomputed-ref``; ``python -m training.objectives.dpo precompute``). Losses sigmoid (cDPO
+  label smoothing), ipo and hinge (``--dpo-loss``, ``--beta``), with TRL's metric names
+  (``rewards/chosen`` … ``logps/rejected``). Every micro-batch holds the same number of pairs, so the
+  trainer's averaging is the mean over the global batch's pairs. Nothing to checkpoint: the reference
+  is an input.
 """
 
-from training.objectives import clm, doremi
+from training.objectives import clm, doremi, dpo, sft
 from training.objectives.base import REGISTRY, Objective, RunInfo, build, register
 
-__all__ = ["REGISTRY", "Objective", "RunInfo", "build", "clm", "doremi", "register"]
+__all__ = ["REGISTRY", "Objective", "RunInfo", "build", "clm", "doremi", "dpo", "register", "sft"]

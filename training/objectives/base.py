@@ -59,11 +59,21 @@ class Objective:
 
     def collate(self, samples: list[dict]) -> Batch:
         """The batch adapter: one micro-batch of CPU tensors from the loader's decoded samples (the
-        trainer moves every tensor to the device). Default: each of ``fields`` stacked."""
+        trainer moves every tensor to the device). Default: each of ``fields`` stacked.
+
+        The batch's *first* entry must have one row per sample: mosaicml-streaming counts the samples a
+        loader has handed out from it, and a resumed run continues the data order from that count (DPO's
+        ``(2B, T)`` token tensor therefore comes after its per-pair ``prompt_len``)."""
         import numpy as np
         import torch
 
         return {f: torch.as_tensor(np.stack([s[f] for s in samples])) for f in self.fields}
+
+    def count_tokens(self, batch: Batch) -> int:
+        """The tokens the model reads in a micro-batch (this rank's, CPU), for ``tokens`` and tokens/s in the
+        logs. Default: the input positions of ``tokens`` (all but the last of each row)."""
+        t = batch.get("tokens")
+        return 0 if t is None else int(t.shape[0] * max(t.shape[1] - 1, 0))
 
     def begin_step(self, batches: list[Batch]) -> None:
         """Called with the step's micro-batches (this rank's, CPU) before the first forward."""
