@@ -62,6 +62,26 @@ TABLES: dict[str, list[tuple[str, str, bool]]] = {
         ("tokens_written", "long", True), ("frequency", "double", True), ("reference_weight", "double", True),
         ("created_at", "timestamp", True),
     ],
+    # post-training data (jobs/instruct.py import): conversations, preference pairs, and the rows refused
+    "sft_examples": [
+        ("id", "string", False), ("source", "string", True),
+        ("messages", "array<struct<role:string,content:string>>", False), ("meta", "string", True),
+        ("round", "int", True), ("run_id", "string", False),
+    ],
+    "preferences": [
+        ("id", "string", False), ("source", "string", True),
+        ("prompt", "array<struct<role:string,content:string>>", False),
+        ("chosen", "array<struct<role:string,content:string>>", False),
+        ("rejected", "array<struct<role:string,content:string>>", False), ("meta", "string", True),
+        ("round", "int", True), ("chosen_score", "double", True), ("rejected_score", "double", True),
+        ("scorer", "string", True), ("run_id", "string", False),
+    ],
+    # import: file and 1-based row of each refused input row; build (kind build-sft / build-dpo): the example's id
+    "instruct_rejects": [
+        ("run_id", "string", False), ("kind", "string", False), ("source", "string", True),
+        ("file", "string", True), ("row", "long", True), ("id", "string", True), ("reason", "string", False),
+        ("raw", "string", True),
+    ],
     # one row per job run (jobs.common.runs): what ran, on which table versions, and how it ended
     "_runs": [
         ("run_id", "string", False), ("job", "string", False), ("status", "string", False),
