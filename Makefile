@@ -16,6 +16,9 @@
 #   make continue-pretrain [CKPT=base checkpoint] [BASE=tokenizer]: the whole loop on the bundled samples:
 #                expand the vocabulary, resize the model (mean init), bucket, train the stages, bits/char
 #                before and after on held-out Chinese and English (LAKE/cpt/report.json)
+#   make sft     BASE=ckpt|hf-folder|hub-id DATA=jsonl|parquet|table OUT=dir [STEPS=n] [LR=x] [BATCH=n]: SFT
+#   make dpo     BASE=... DATA=... OUT=dir [STEPS=n] [LR=x] [BATCH=n] [BETA=0.1]: DPO against the frozen base
+#   make posttrain [ROUNDS=3]: the iterative SFT -> DPO loop (sample, score, pair, DPO) recorded in the lake
 #   make test    the test suite (real Spark + Delta, fastText, resiliparse); well under 20 min on 2 cores
 #   make bench   side-by-side benchmarks (prints medians and ratios)
 #   make report  the HTML data report of the newest run in LAKE (python -m jobs.report)
@@ -39,7 +42,8 @@ NNODES ?= 1
 # multi-node: make train NNODES=4 NPROC=8 RDZV=head-node:29500 (same command on every node)
 RDZV   ?=
 
-.PHONY: setup demo report package train eval doremi doremi-compare expand-vocab continue-pretrain test test-slow bench \
+.PHONY: setup demo report package train eval doremi doremi-compare expand-vocab continue-pretrain sft dpo posttrain \
+	test test-slow bench \
 	conformance lint clean
 
 setup:
@@ -152,6 +156,28 @@ continue-pretrain: setup
 		--model after=$(CPT)/runs/stages/stage-3-replay/final@$(CPT)/vocab/tokenizer.json \
 		--text zh=$(CPT_ZH) --text en=$(CPT_EN) --out $(CPT)/report.json
 
+# Post-training (docs/posttrain.md): SFT / DPO of our checkpoint, a Hugging Face folder or a hub id on JSONL /
+# Parquet / a lake table / a built dataset; OUT/final (OUT/hf for a Hugging Face base). TOKENIZER= when the base
+# has none beside it; NPROC= ranks.
+#   make sft BASE=<ckpt|hf folder|hub id> DATA=<jsonl|parquet|table> OUT=<dir> [STEPS=n] [LR=x] [BATCH=n]
+#   make dpo BASE=<...> DATA=<...> OUT=<dir> [STEPS=n] [LR=x] [BATCH=n] [BETA=0.1]
+#   make posttrain [ROUNDS=3] [OUT=lake/posttrain] [BASE=...]: the iterative SFT -> DPO loop (synthetic task)
+ROUNDS ?= 3
+BETA   ?= 0.1
+PT_FLAGS = $(if $(STEPS),--steps $(STEPS)) $(if $(LR),--lr $(LR)) $(if $(BATCH),--batch $(BATCH)) \
+	--nproc $(NPROC) $(if $(filter command line environment,$(origin TOKENIZER)),--tokenizer $(TOKENIZER))
+sft: setup
+	@test -n "$(BASE)" -a -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make sft BASE=ckpt|hf-folder|hub-id DATA=jsonl|parquet|table OUT=dir [STEPS=n] [LR=x] [BATCH=n]"; exit 2; }
+	$(PY) -m training.posttrain sft --base $(BASE) --data $(DATA) --out $(OUT) $(PT_FLAGS) \
+		$(if $(filter command line environment,$(origin LAKE)),--lake $(LAKE))
+dpo: setup
+	@test -n "$(BASE)" -a -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make dpo BASE=ckpt|hf-folder|hub-id DATA=jsonl|parquet|table OUT=dir [STEPS=n] [LR=x] [BATCH=n] [BETA=0.1]"; exit 2; }
+	$(PY) -m training.posttrain dpo --base $(BASE) --data $(DATA) --out $(OUT) --beta $(BETA) $(PT_FLAGS) \
+		$(if $(filter command line environment,$(origin LAKE)),--lake $(LAKE))
+posttrain: setup
+	$(PY) -m training.posttrain loop --rounds $(ROUNDS) --out $(if $(OUT),$(OUT),$(LAKE)/posttrain) \
+		$(if $(BASE),--base $(BASE)) --nproc $(NPROC)
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -176,6 +202,7 @@ bench: setup
 	$(PY) bench/zh_filter.py --shared $(SHARED)
 	$(PY) bench/vocab_expand.py --shared $(SHARED)
 	$(PY) bench/packing.py --shared $(SHARED)
+	$(PY) bench/posttrain.py
 
 lint: setup
 	$(PY) -m ruff check .

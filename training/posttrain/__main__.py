@@ -1,0 +1,5 @@
+import sys
+
+from training.posttrain.cli import main
+
+sys.exit(main())
