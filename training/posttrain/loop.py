@@ -16,12 +16,13 @@ Round r (``OUT/round-<r>/``):
    slices, round r taking slice r (later rounds get harder prompts);
 3. **score** them (``--scorer``, ``training.posttrain.scorers``) and **pair** best against worst per prompt
    (pairs with no score gap are dropped); **keep the pairs the policy still gets wrong** (``--keep wrong``,
-   the default: the SFT model gives the rejected response at least the mean per-token log-probability of
-   the chosen one); the pairs go into ``preferences`` with their round, scores and scorer, every sample into
-   ``posttrain_generations``, and each prompt's best response that scored ``--accept`` or more into
-   ``sft_examples`` as a new example of round r + 1;
+   the default: prompts whose samples score below ``--hard-below`` on average, so prompts the policy has
+   mastered drop out round by round); the pairs go into ``preferences`` with their round, scores and scorer,
+   every sample into ``posttrain_generations``, and each prompt's best response that scored ``--accept`` or
+   more into ``sft_examples`` as a new example of round r + 1;
 4. **DPO** from the SFT model, the reference frozen at the SFT model (``--reference round``) or at BASE
-   (``--reference base``), on the round's pairs;
+   (``--reference base``), on the round's pairs (at most ``--dpo-epochs`` passes; RPO's NLL term with
+   ``--rpo-alpha``, 1 by default: plain DPO lowered the right answers' likelihood on the synthetic task);
 5. **evaluate** base, SFT and DPO models on the held-out prompts: the verifier's accuracy of greedy answers
    and of samples, and the preference accuracy on held-out pairs (pairs built the same way from the SFT
    model's samples of the held-out prompts): the share where the model gives the chosen response the higher
