@@ -104,6 +104,9 @@ def test_one_round_sft_then_dpo_improves_on_held_out(tmp_path, spark, monkeypatc
     prefs = spark.read.format("delta").load(str(out / "lake" / "preferences")).collect()
     assert prefs and all(p["round"] == 1 and p["chosen_score"] > p["rejected_score"] for p in prefs)
     assert dpo["pairs_trained"] == len(prefs)
+    # every kept pair is either a preference row or a recorded rejection (an empty response: empty_content)
+    rejects = spark.read.format("delta").load(str(out / "lake" / "instruct_rejects")).where("source = 'round-1'")
+    assert dpo["pairs_kept"] == len(prefs) + rejects.where("kind = 'preferences'").count()
 
 
 @pytest.mark.slow

@@ -380,7 +380,7 @@ def main(args) -> int:
         last = dpo["last"] or {}
         note(rnd, dpo["model"], "dpo", dpo["model"],
              {**evaluate(policy, exact, heldout, h_pairs, args, args.seed + 2000 + rnd, ref_policy),
-              "pairs_trained": len(kept),
+              "pairs_kept": len(kept), "pairs_trained": int(dpo["counts"].get("sequences", 0)),
               "train_loss": last.get("loss"), "rewards/accuracies": last.get("rewards/accuracies"),
               "rewards/margins": last.get("rewards/margins"), "seconds": round(time.perf_counter() - t0, 1)})
         del policy, ref_policy
