@@ -373,12 +373,7 @@ class ExpandVocabJob(Job):
     config_help = "expansion config"
     sets_help = "override a config key, e.g. --set candidates.vocab_size=20000 (VALUE is YAML; repeatable)"
 
-    def parser(self):
-        import argparse
-
-        p = super().parser()
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
-        return p
+    raw_help = True
 
     def add_arguments(self, p) -> None:
         p.add_argument("--base", required=True,

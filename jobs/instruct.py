@@ -58,7 +58,6 @@ Pure Python (no Spark), for other code and fast tests: :func:`normalise_sft`, :f
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -639,11 +638,7 @@ class ImportJob(Job):
               "  python jobs/instruct.py import --kind preferences --input prefs.jsonl.gz --source ultrafeedback "
               "--mode overwrite")
     has_config = False
-
-    def parser(self):
-        p = super().parser()
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
-        return p
+    raw_help = True
 
     def add_arguments(self, p) -> None:
         p.add_argument("--kind", required=True, choices=["sft", "preferences"],
@@ -764,10 +759,7 @@ class BuildJob(Job):
     config_model, default_config = BuildConfig, "conf/instruct/default.yaml"
     config_help = "build config"
 
-    def parser(self):
-        p = super().parser()
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
-        return p
+    raw_help = True
 
     def add_arguments(self, p) -> None:
         p.add_argument("--kind", required=True, choices=["sft", "dpo"], help="what to build")

@@ -131,6 +131,7 @@ class Job:
     config_help: str = "config YAML"
     sets_help: str = "override a config key for this run, e.g. --set name=x (VALUE is YAML; repeatable)"
     has_config: bool = True  # False: no --config / --set (the report reads only the lake)
+    raw_help: bool = False  # True: --help prints the description and epilog with their line breaks kept
 
     def __init__(self):
         self.log = get_logger(self.name)
@@ -160,7 +161,9 @@ class Job:
 
     # -- the skeleton
     def parser(self) -> argparse.ArgumentParser:
-        p = argparse.ArgumentParser(prog=self.prog, description=self.description, epilog=self.epilog)
+        p = argparse.ArgumentParser(prog=self.prog, description=self.description, epilog=self.epilog,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter if self.raw_help
+                                    else argparse.HelpFormatter)
         p.add_argument("--lake", default=DEFAULT_LAKE,
                        help=f"root URI under which the tables live (default {DEFAULT_LAKE})")
         if self.has_config:
